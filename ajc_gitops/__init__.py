@@ -1,0 +1,5 @@
+"""ajc-gitops: schedules as code for asyncjobs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
