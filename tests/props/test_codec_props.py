@@ -1,0 +1,105 @@
+"""Properties of the record codec: decoding any bytes gives a result or our error, never
+another exception; encoding then decoding gives the task back."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from ajc_gitops.codec import (
+    DecodeError,
+    decode_scheduled_task,
+    encode_scheduled_task,
+    go_json_marshal,
+)
+from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask
+
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+# Local seconds for 0000-01-01T00:00:00 and 9999-12-31T23:59:59, where Go's MarshalJSON works.
+LOCAL_MIN, LOCAL_MAX = -62_167_219_200, 253_402_300_799
+KEYS = st.sampled_from(
+    ["name", "NAME", "\u017fchedule", "queue", "tas\u212a_type", "payload", "Deadline", "max_tries",
+     "MaxTries", "created_at", "x", ""]
+)  # fmt: skip
+JSONISH = st.binary().map(bytes) | st.text(alphabet='{}[]",:\\ 0123456789-.eEtrufalsn\u00e9').map(
+    str.encode
+)
+
+
+def _valid_kind(result_error: DecodeError | None) -> bool:
+    return result_error is None or result_error.kind in ("syntax", "type", "base64", "time")
+
+
+@given(JSONISH)
+@example(b"[" * 10_001)
+@example(b'{"payload":[null,65],"payload":[1]}')
+@example(b"\xef\xbb\xbf{}")
+def test_decode_any_bytes_gives_result_or_decode_error(data: bytes) -> None:
+    result = decode_scheduled_task(data)
+    assert _valid_kind(result.error)
+    assert isinstance(result.task, ScheduledTask)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@given(st.dictionaries(KEYS, json_values, max_size=8))
+def test_decode_any_json_object_gives_result_or_decode_error(obj: dict[str, object]) -> None:
+    result = decode_scheduled_task(json.dumps(obj).encode())
+    assert _valid_kind(result.error)
+    assert result.error is None or result.error.kind != "syntax"
+
+
+@st.composite
+def go_times(draw: st.DrawFn) -> GoTime:
+    # Offsets RFC 3339 can carry back: whole minutes, at most 99:59.
+    offset = draw(st.integers(-(99 * 60 + 59), 99 * 60 + 59)) * 60
+    local = draw(st.integers(LOCAL_MIN, LOCAL_MAX))
+    nsec = draw(st.integers(0, NANOS_PER_SECOND - 1))
+    return GoTime(unix_ns=(local - offset) * NANOS_PER_SECOND + nsec, offset_s=offset)
+
+
+go_text = st.text(st.characters(exclude_categories=["Cs"]))
+tasks = st.builds(
+    ScheduledTask,
+    name=go_text,
+    schedule=go_text,
+    queue=go_text,
+    task_type=go_text,
+    payload=st.none() | st.binary(),
+    deadline_ns=INT64,
+    max_tries=INT64,
+    created_at=go_times(),
+)
+
+
+@given(tasks)
+def test_encode_then_decode_gives_the_task_back(task: ScheduledTask) -> None:
+    data = encode_scheduled_task(task)
+    result = decode_scheduled_task(data)
+    assert result.error is None
+    assert result.task == task
+    assert encode_scheduled_task(result.task) == data
+
+
+@given(st.binary())
+def test_invalid_utf8_comes_back_as_one_replacement_per_byte(raw: bytes) -> None:
+    name = raw.decode("utf-8", "surrogateescape")
+    task = ScheduledTask(name=name, schedule="", queue="", task_type="")
+    decoded = decode_scheduled_task(encode_scheduled_task(task)).task
+    expected = "".join("\ufffd" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in name)
+    assert decoded.name == expected
+
+
+@given(json_values)
+def test_go_json_marshal_is_json_for_the_same_value(value: object) -> None:
+    # Every number is a float64 on the Go side, so read them all back as floats.
+    assert json.loads(go_json_marshal(value), parse_int=float) == value
