@@ -1,0 +1,319 @@
+"""Manifests to ``ScheduledTask`` values: walk the paths, read every document, apply
+``defaults:``, check the packaged schema and the asyncjobs rules, and return every schedule and
+every problem found. Never prints, exits or stops at the first problem."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ajc_gitops import codec, rules
+from ajc_gitops.manifest import schemacheck
+from ajc_gitops.manifest.yamlload import Document, JsonPath, load_documents
+from ajc_gitops.model import ScheduledTask
+from ajc_gitops.problems import Location, Problem, Severity
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+# NATS servers refuse messages above max_payload, 1 MiB unless configured otherwise.
+MAX_RECORD_BYTES = 1024 * 1024
+_RECORD_OVERHEAD = 1024
+_DEFAULTABLE = ("queue", "task_type", "deadline", "max_tries")
+# Fields whose content rules.py explains better than a bare schema pattern.
+_EXPLAINED_BY_RULES = frozenset({"name", "queue", "task_type", "deadline", "payload_base64"})
+
+
+class PayloadForm(StrEnum):
+    NONE = "none"
+    JSON = "json"
+    BASE64 = "base64"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredSchedule:
+    """A schedule as Git wants it, with where it was written."""
+
+    task: ScheduledTask
+    location: Location
+    payload_form: PayloadForm
+
+
+class ScheduleVerdicts:
+    """Parse verdicts per distinct schedule text: manifests repeat the same few schedules, and
+    the never-fires check runs robfig's Next search."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._seen: dict[str, tuple[str | None, str | None]] = {}
+
+    def judge(self, schedule: str) -> tuple[str | None, str | None]:
+        """(error, warning) for a normalized schedule text."""
+        verdict = self._seen.get(schedule)
+        if verdict is None:
+            parsed, error = rules.parse_schedule(schedule)
+            warning = None
+            if parsed is not None and not rules.surely_fires(parsed) and parsed.next(self.now) is None:
+                warning = (
+                    f"schedule {schedule!r} never fires (no match within the 5 years robfig/cron "
+                    "searches); Go accepts it but no task will ever be created"
+                )
+            verdict = self._seen[schedule] = (error, warning)
+        return verdict
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    schedules: tuple[DesiredSchedule, ...]
+    problems: tuple[Problem, ...]
+    files: int
+    missing_paths: tuple[str, ...] = ()
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.is_error)
+
+
+def find_manifest_files(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Files named on the command line are taken as they are; directories are walked for
+    *.yaml and *.yml, skipping hidden directories such as .git. Returns (files, missing)."""
+    found: list[Path] = []
+    missing: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                relative = candidate.relative_to(path).parts
+                if any(part.startswith(".") for part in relative[:-1]):
+                    continue
+                if candidate.suffix in MANIFEST_SUFFIXES and candidate.is_file():
+                    found.append(candidate)
+        elif path.exists():
+            found.append(path)
+        else:
+            missing.append(path)
+    return found, missing
+
+
+def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
+    files, missing = find_manifest_files(paths)
+    problems = [
+        Problem(Location(str(path)), "no such file or directory; pass manifest files or directories")
+        for path in missing
+    ]
+    schedules: list[DesiredSchedule] = []
+    verdicts = ScheduleVerdicts(now)
+    for file in files:
+        documents, file_problems = load_documents(file, str(file))
+        problems.extend(file_problems)
+        if not documents and not file_problems:
+            problems.append(Problem(Location(str(file)), "empty file; a manifest needs a top-level 'schedules:' list"))
+        for doc in documents:
+            schedules.extend(_load_document(doc, problems, verdicts))
+    problems.extend(_duplicate_names(schedules))
+    problems.sort(key=lambda p: (p.location.path, p.location.line, p.location.col))
+    return LoadResult(tuple(schedules), tuple(problems), len(files), tuple(str(p) for p in missing))
+
+
+def _load_document(doc: Document, problems: list[Problem], verdicts: ScheduleVerdicts) -> Iterable[DesiredSchedule]:
+    if not isinstance(doc.value, dict):
+        kind = schemacheck.type_name(doc.value)
+        problems.append(
+            Problem(
+                doc.location(()), f"document is {kind}, not a mapping; a manifest needs a top-level 'schedules:' list"
+            )
+        )
+        return []
+    if "schedules" not in doc.value:
+        keys = ", ".join(str(k) for k in list(doc.value)[:5])
+        problems.append(
+            Problem(doc.location(()), f"not a schedule manifest: no top-level 'schedules:' list (found keys: {keys})")
+        )
+        return []
+    violations = [v for v in schemacheck.check(doc.value) if not _explained_by_rules(v)]
+    problems.extend(_schema_problem(doc, v) for v in violations)
+    # A key that failed the schema is left out below so one mistake gives one message.
+    broken = {v.path for v in violations}
+    raw_defaults = doc.value.get("defaults")
+    defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
+    entries = doc.value.get("schedules")
+    if not isinstance(entries, list):
+        return []
+    loaded = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            item = _load_entry(doc, ("schedules", index), entry, defaults, broken, problems, verdicts)
+            if item is not None:
+                loaded.append(item)
+    return loaded
+
+
+def _explained_by_rules(violation: schemacheck.Violation) -> bool:
+    return (
+        violation.keyword in ("pattern", "minLength")
+        and bool(violation.path)
+        and violation.path[-1] in _EXPLAINED_BY_RULES
+    )
+
+
+def _schema_problem(doc: Document, violation: schemacheck.Violation) -> Problem:
+    where = ".".join(str(p) for p in violation.path) or "document"
+    message = f"{where}: {violation.message}"
+    plain = doc.plain_text.get(violation.path)
+    if violation.keyword == "type" and plain is not None:
+        message += f' (YAML reads the unquoted {plain!r} that way; quote it: "{plain}")'
+    return Problem(doc.location(violation.path, key=violation.at_key), message)
+
+
+def _load_entry(
+    doc: Document,
+    path: JsonPath,
+    entry: dict[str, Any],
+    defaults: dict[str, Any],
+    broken: set[JsonPath],
+    problems: list[Problem],
+    verdicts: ScheduleVerdicts,
+) -> DesiredSchedule | None:
+    ok = True
+
+    def field(key: str) -> tuple[Any, JsonPath] | None:
+        """The value of ``key`` and where it came from: the entry, else ``defaults:``."""
+        if key in entry:
+            source: JsonPath = (*path, key)
+        elif key in _DEFAULTABLE and key in defaults:
+            source = ("defaults", key)
+        else:
+            return None
+        return (entry if source[0] != "defaults" else defaults)[key], source
+
+    def fail(source: JsonPath, message: str) -> None:
+        nonlocal ok
+        ok = False
+        problems.append(Problem(doc.location(source), message))
+
+    skip = set(broken)
+
+    def text(key: str, default: str | None = None) -> tuple[str, JsonPath]:
+        """A string field; a missing required one was already reported by the schema."""
+        nonlocal ok
+        found = field(key)
+        if found is None:
+            if default is None:
+                ok = False
+                skip.add((*path, key))
+            return default or "", (*path, key)
+        value, source = found
+        if source in broken or not isinstance(value, str):
+            ok = False
+            skip.add(source)
+            return "", source
+        return value, source
+
+    name, name_at = text("name")
+    if name_at not in skip and (message := rules.name_problem(name)):
+        fail(name_at, message)
+    queue, queue_at = text("queue", rules.DEFAULT_QUEUE)
+    if queue_at not in skip and (message := rules.queue_problem(queue)):
+        fail(queue_at, message)
+    if field("task_type") is None:
+        fail(path, "missing required key 'task_type'; set it on the schedule or in the file's defaults:")
+    task_type, type_at = text("task_type")
+    if type_at not in skip and (message := rules.task_type_problem(task_type)):
+        fail(type_at, message)
+
+    raw_schedule, schedule_at = text("schedule")
+    schedule = rules.normalize_schedule(raw_schedule)
+    if schedule_at not in skip:
+        error, warning = verdicts.judge(schedule)
+        if error:
+            fail(schedule_at, error)
+        elif warning:
+            problems.append(Problem(doc.location(schedule_at), warning, Severity.WARNING))
+
+    deadline_ns = 0
+    if (found := field("deadline")) is not None and found[1] not in broken:
+        deadline_ns, message = rules.parse_deadline(str(found[0]))
+        if message:
+            fail(found[1], message)
+
+    max_tries = rules.DEFAULT_MAX_TRIES
+    if (found := field("max_tries")) is not None:
+        if found[1] in broken:
+            ok = False
+        else:
+            max_tries = int(found[0])
+
+    payload, form = _payload(path, entry, broken, fail)
+    if payload is not None and len(payload) * 4 // 3 + _RECORD_OVERHEAD > MAX_RECORD_BYTES:
+        fail(
+            (*path, "payload"),
+            f"payload of {len(payload):,} bytes makes the KV record larger than "
+            "NATS's default 1 MiB max_payload; store large data elsewhere and pass a reference",
+        )
+    if not ok:
+        return None
+    task = ScheduledTask(
+        name=name,
+        schedule=schedule,
+        queue=queue,
+        task_type=task_type,
+        payload=payload,
+        deadline_ns=deadline_ns,
+        max_tries=max_tries,
+    )
+    return DesiredSchedule(task, doc.location(path), form)
+
+
+def _payload(
+    path: JsonPath, entry: dict[str, Any], broken: set[JsonPath], fail: Callable[[JsonPath, str], None]
+) -> tuple[bytes | None, PayloadForm]:
+    if "payload" in entry and (*path, "payload") not in broken:
+        bad = _non_json(entry["payload"], (*path, "payload"))
+        if bad is not None:
+            fail(bad[0], bad[1])
+            return None, PayloadForm.JSON
+        return codec.go_json_marshal(entry["payload"]), PayloadForm.JSON
+    if "payload_base64" in entry and (*path, "payload_base64") not in broken:
+        source = (*path, "payload_base64")
+        value = entry["payload_base64"]
+        try:
+            # Go's decoder skips \r and \n anywhere and rejects everything else non-base64.
+            return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True), PayloadForm.BASE64
+        except (binascii.Error, ValueError) as exc:
+            fail(source, f"payload_base64 is not standard padded base64 ({exc}); encode with 'base64 -w0'")
+    return None, PayloadForm.NONE
+
+
+def _non_json(value: Any, path: JsonPath) -> tuple[JsonPath, str] | None:
+    """The first part of a YAML value that has no JSON encoding."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"payload value {value} has no JSON encoding; quote it as a string"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if (found := _non_json(item, (*path, key))) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _non_json(item, (*path, index))) is not None:
+                return found
+    return None
+
+
+def _duplicate_names(schedules: Sequence[DesiredSchedule]) -> list[Problem]:
+    first: dict[str, DesiredSchedule] = {}
+    problems: list[Problem] = []
+    for item in schedules:
+        other = first.setdefault(item.task.name, item)
+        if other is item:
+            continue
+        problems.append(
+            Problem(item.location, f"duplicate schedule name {item.task.name!r}, also defined at {other.location}")
+        )
+        problems.append(
+            Problem(other.location, f"duplicate schedule name {other.task.name!r}, also defined at {item.location}")
+        )
+    return problems
