@@ -5,6 +5,7 @@ turns one into a message and an exit code.
     ├── UsageError          bad flags or arguments (exit 2)
     ├── ManifestError       a manifest cannot be used; carries Problems
     ├── ConfigError         connection options, context files
+    ├── PlanFileError       a saved plan file that is not ours, of another version, or damaged
     └── StoreError          anything that went wrong talking to NATS
         ├── ConnectError    server unreachable, bad credentials, no JetStream
         ├── ConflictError   a key changed since it was read (revision mismatch)
@@ -46,3 +47,7 @@ class ConflictError(StoreError):
 
 class StalePlanError(StoreError):
     pass
+
+
+class PlanFileError(AjcError):
+    """A saved plan file that cannot be used: not ours, another version, or damaged."""

@@ -1,0 +1,61 @@
+"""The ownership marker ``ajc_gitops.managed.<name>`` (see ``plan/model.py``): one compact JSON
+object, written beside a schedule ajc-gitops manages. Go never reads it (contract §2.1: readers
+watch ``scheduled_tasks.*`` only), so its form is ours; ``apply`` and ``export`` use this module
+so there is one encoder and one decoder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from ajc_gitops import rules
+
+_KEYS = ("name", "sha256", "source", "applied_at")
+_MAX_MARKER_BYTES = 64 * 1024
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+class MarkerError(ValueError):
+    """A marker value that is not ours; ``str()`` says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    name: str
+    sha256: str  # hex SHA-256 of the record bytes ajc-gitops wrote (or last found equal to Git)
+    source: str  # manifest file:line:col, "" when unknown
+    applied_at: str  # RFC3339 UTC of the plan that produced it
+
+
+def record_digest(record: bytes) -> str:
+    return hashlib.sha256(record).hexdigest()
+
+
+def encode_marker(marker: Marker) -> bytes:
+    # ensure_ascii: a source path with undecodable bytes (lone surrogates) still encodes.
+    document = {key: getattr(marker, key) for key in _KEYS}
+    return json.dumps(document, separators=(",", ":")).encode("ascii")
+
+
+def decode_marker(data: bytes) -> Marker:
+    if len(data) > _MAX_MARKER_BYTES:
+        raise MarkerError(f"marker is {len(data)} bytes, larger than any ajc-gitops writes")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MarkerError(f"marker is not JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise MarkerError("marker is not a JSON object")
+    values: dict[str, str] = {}
+    for key in _KEYS:
+        value = document.get(key)
+        if not isinstance(value, str):
+            raise MarkerError(f"marker field {key!r} is missing or not a string")
+        values[key] = value
+    if (problem := rules.name_problem(values["name"])) is not None:
+        raise MarkerError(f"marker name: {problem}")
+    if not _HEX_DIGEST.fullmatch(values["sha256"]):
+        raise MarkerError("marker sha256 is not 64 lowercase hex digits")
+    return Marker(**values)
