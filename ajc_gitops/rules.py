@@ -83,8 +83,6 @@ def normalize_schedule(text: str) -> str:
 
 def parse_schedule(text: str) -> tuple[cron.SpecSchedule | cron.EverySchedule | None, str | None]:
     """Parse a (normalized) schedule; on failure the message says what Go would do with it."""
-    if not text:
-        return None, "schedule is required"
     try:
         return cron.parse_standard(text), None
     except cron.CronError as exc:
