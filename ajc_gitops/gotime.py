@@ -24,7 +24,7 @@ class GoTimeParseError(ValueError):
     """``time.Parse`` failed; ``str()`` is Go 1.19's ``*time.ParseError`` text."""
 
 
-def _days_from_civil(year: int, month: int, day: int) -> int:
+def days_from_civil(year: int, month: int, day: int) -> int:
     # Howard Hinnant's days_from_civil: exact for every year, negative ones included.
     y = year - (month <= 2)
     era = y // 400
@@ -34,7 +34,7 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
     return era * 146_097 + doe - _UNIX_EPOCH_DAYS
 
 
-def _civil_from_days(days: int) -> tuple[int, int, int]:
+def civil_from_days(days: int) -> tuple[int, int, int]:
     z = days + _UNIX_EPOCH_DAYS
     era = z // 146_097
     doe = z - era * 146_097
@@ -63,7 +63,7 @@ def format_rfc3339nano(t: GoTime, *, for_json: bool = True) -> str:
     message where MarshalJSON fails (a year outside 0..9999 in the time's own offset)."""
     secs, nsec = divmod(t.unix_ns, NANOS_PER_SECOND)
     days, sod = divmod(secs + t.offset_s, _SECONDS_PER_DAY)
-    year, month, day = _civil_from_days(days)
+    year, month, day = civil_from_days(days)
     if for_json and not 0 <= year <= 9999:
         raise ValueError("Time.MarshalJSON: year outside of range [0,9999]")
     out = (
@@ -205,7 +205,7 @@ def _parse(layout: str, value: bytes) -> GoTime:
             raise fail(std, value)  # 1.19 shows what is left *after* the element was cut
     if not 1 <= day <= _days_in(month, year):
         raise fail_msg(": day out of range")
-    local = (_days_from_civil(year, month, day) * _SECONDS_PER_DAY
+    local = (days_from_civil(year, month, day) * _SECONDS_PER_DAY
              + hour * 3600 + minute * 60 + sec)  # fmt: skip
     offset = 0 if utc else zone_offset
     return GoTime(unix_ns=(local - offset) * NANOS_PER_SECOND + nsec, offset_s=offset)

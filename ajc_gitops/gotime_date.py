@@ -17,8 +17,11 @@ import errno
 import functools
 import io
 import os
+import struct
 import zoneinfo
 from typing import NamedTuple
+
+from ajc_gitops.gotime import civil_from_days, days_from_civil
 
 __all__ = [
     "GoTimeRangeError",
@@ -88,35 +91,11 @@ def offset_at(zone: datetime.tzinfo, unix: int) -> int:
     return offset // _SECOND
 
 
-def _days_from_civil(year: int, month: int, day: int) -> int:
-    # Proleptic Gregorian day count from 1970-01-01 (H. Hinnant), valid for any year,
-    # so a Date() that overflows datetime still gives Go's answer to compare with.
-    year -= month <= 2
-    era = year // 400
-    yoe = year - era * 400
-    mp = (month + 9) % 12
-    doy = (153 * mp + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def _civil_from_days(days: int) -> tuple[int, int, int]:
-    days += 719468
-    era = days // 146097
-    doe = days - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month, day
-
-
 def wall(unix: int, zone: datetime.tzinfo) -> Wall:
     """Go's Year()/Month()/.../Weekday() of the instant read in ``zone``."""
     local = unix + offset_at(zone, unix)
     days, secs = divmod(local, 86400)
-    year, month, day = _civil_from_days(days)
+    year, month, day = civil_from_days(days)
     return Wall(year, month, day, secs // 3600, secs // 60 % 60, secs % 60, (days + 4) % 7)
 
 
@@ -130,7 +109,7 @@ def go_date(year: int, month: int, day: int, hour: int, minute: int, sec: int, z
     the one in force at ``wall_as_utc - offset_at(wall_as_utc)``.
     """
     carry, month0 = divmod(month - 1, 12)
-    unix = (_days_from_civil(year + carry, month0 + 1, 1) + day - 1) * 86400 + hour * 3600 + minute * 60 + sec
+    unix = (days_from_civil(year + carry, month0 + 1, 1) + day - 1) * 86400 + hour * 3600 + minute * 60 + sec
     first = offset_at(zone, unix)
     if first == 0:
         return unix
@@ -179,6 +158,21 @@ def _read_zone_file(path: str) -> bytes:
     return data
 
 
+class _TZifReader(io.BytesIO):
+    """Fails a read past the end: CPython's TZif reader loops forever on a file cut off
+    inside its footer, waiting for a newline that never comes."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        if not chunk and size != 0:
+            raise ValueError("unexpected end of TZif data")
+        return chunk
+
+
+def _zone_from_tzif(data: bytes, name: str) -> datetime.tzinfo:
+    return zoneinfo.ZoneInfo.from_file(_TZifReader(data), key=name)
+
+
 @functools.lru_cache(maxsize=256)
 def _load_system_location(name: str) -> datetime.tzinfo | str:
     """A zone from the tz database, or Go's error text (cached either way)."""
@@ -207,8 +201,8 @@ def _load_system_location(name: str) -> datetime.tzinfo | str:
                 first_error = _go_errno_text(code)
             continue
         try:
-            return zoneinfo.ZoneInfo.from_file(io.BytesIO(data), key=name)
-        except ValueError:
+            return _zone_from_tzif(data, name)
+        except (ValueError, struct.error):
             first_error = first_error or "malformed time zone information"
     if first_error is not None:
         return first_error
