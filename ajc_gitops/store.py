@@ -69,10 +69,25 @@ _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 # nats.go/nats.py key rule (kv.go validKeyRe), plus no leading/trailing dot.
 _VALID_KEY_RE = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
 _SNAPSHOT_ATTEMPTS = 3
-_DEFAULT_IN_FLIGHT = 256
+_DEFAULT_IN_FLIGHT = 1024
+_CLOSE_TIMEOUT_S = 1.0  # a clean close takes milliseconds; see Store._close_quietly
 
 Operation = Literal["PUT", "DEL", "PURGE"]
 _log = logging.getLogger(__name__)
+_TLS_EOF_NOISE = "returning true from eof_received() has no effect when using ssl"
+
+
+class _TlsEofNoise(logging.Filter):
+    """nats-py upgrades to TLS with its own StreamReaderProtocol (not created for SSL), so
+    asyncio warns the line above whenever a TLS server closes the connection, e.g. after a
+    refused client certificate. The failure itself is reported as our one error line; this
+    stray extra line on stderr is dropped, nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _TLS_EOF_NOISE
+
+
+logging.getLogger("asyncio").addFilter(_TlsEofNoise())
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +128,20 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class WriteOp:
-    kind: Literal["create", "delete", "purge"]
+    kind: Literal["create", "update", "delete", "purge"]
     key: str
     value: bytes | None = None
-    revision: int | None = None  # create: the tombstone revision; delete/purge: the guard
+    revision: int | None = None  # create: the tombstone revision; update/delete/purge: the guard
 
     @classmethod
     def create(cls, key: str, value: bytes, *, tombstone_revision: int | None) -> WriteOp:
         return cls("create", key, value, tombstone_revision)
+
+    @classmethod
+    def update(cls, key: str, value: bytes, *, revision: int) -> WriteOp:
+        """Revision-guarded Update: never for ``scheduled_tasks.*`` (contract §0.3)."""
+        _check_not_schedule(key)
+        return cls("update", key, value, revision)
 
     @classmethod
     def delete(cls, key: str, *, revision: int) -> WriteOp:
@@ -273,6 +294,25 @@ def _is_not_found(exc: StoreError) -> bool:
     )
 
 
+def _headers(op: WriteOp) -> dict[str, str]:
+    """The KV headers nats.go sends for each operation (contract §3 table)."""
+    if op.kind in ("create", "update"):
+        return {_EXPECTED_LAST_SUBJECT_SEQ: str(op.revision or 0)}
+    if op.kind == "delete":
+        return {_KV_OPERATION: "DEL", _EXPECTED_LAST_SUBJECT_SEQ: str(op.revision or 0)}
+    headers = {_KV_OPERATION: "PURGE", "Nats-Rollup": "sub"}
+    if op.revision is not None:
+        headers[_EXPECTED_LAST_SUBJECT_SEQ] = str(op.revision)
+    return headers
+
+
+def _check_not_schedule(key: str) -> None:
+    # Contract §0.3/§3: an Update of a live schedule is still a Put to a Go scheduler, which
+    # then fires the old and the new definition. Schedules change by Delete, then Create.
+    if key.startswith(SCHEDULE_PREFIX):
+        raise ValueError(f"KV Update of {key} refused: schedules change by Delete then Create (contract §3)")
+
+
 def _check_key(key: str) -> None:
     if not _VALID_KEY_RE.match(key) or key.startswith(".") or key.endswith("."):
         raise StoreError(f"invalid KV key {key!r}")
@@ -420,8 +460,10 @@ class Store:
 
     @staticmethod
     async def _close_quietly(nc: NATSClient) -> None:
+        # Bounded: after a failed TLS upgrade (wrong CA) nats-py's close() waits forever on
+        # the replaced plain transport (nats.py #718); the socket is already closed then.
         with contextlib.suppress(Exception):
-            await nc.close()
+            await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT_S)
 
     async def _check_jetstream(self) -> None:
         """Fail at open, not at the first write, when JetStream is off for this account."""
@@ -441,6 +483,11 @@ class Store:
         """True while the connection is up (it may be reconnecting with ``reconnect=True``)."""
         return not self._closed and self._nc.is_connected
 
+    @property
+    def api_prefix(self) -> str:
+        """The JetStream API prefix in use, for ``store_watch`` (with ``_raw_connection``)."""
+        return self._api
+
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -456,6 +503,13 @@ class Store:
             return _permission_text(recent[-1], subject) if recent else None
 
         return map_nats_errors(self.server, what, permission_error=denied)
+
+    def _raw_connection(
+        self, what: str, subject: str | None = None
+    ) -> tuple[NATSClient, contextlib.AbstractContextManager[None]]:
+        """The connection plus an error guard, for sibling store modules only (store_tasks.py;
+        to be folded into a ``store`` package). Raises ``StoreError`` when closed."""
+        return self._nc, self._guard(what, subject)
 
     # -- raw requests -------------------------------------------------------------------
 
@@ -515,6 +569,9 @@ class Store:
                 return False
             raise
         return True
+
+    async def bucket_exists(self, bucket: str = CONFIG_BUCKET) -> bool:
+        return await self._stream_exists(f"KV_{bucket}")
 
     async def buckets_exist(self) -> bool:
         return all([await self._stream_exists(f"KV_{b}") for b in _BUCKETS])
@@ -657,6 +714,12 @@ class Store:
         expected = str(tombstone_revision or 0)
         return await self._kv_publish(bucket, key, value, {_EXPECTED_LAST_SUBJECT_SEQ: expected}, "create")
 
+    async def update(self, key: str, value: bytes, *, revision: int, bucket: str = CONFIG_BUCKET) -> int:
+        """KV Update: succeeds only if ``key`` is still at ``revision``. For ajc-gitops's own
+        keys (the ownership markers); refused for schedules (contract §0.3)."""
+        _check_not_schedule(key)
+        return await self._kv_publish(bucket, key, value, {_EXPECTED_LAST_SUBJECT_SEQ: str(revision)}, "update")
+
     async def delete(self, key: str, *, revision: int, bucket: str = CONFIG_BUCKET) -> int:
         """Revision-guarded delete; returns the tombstone's revision (for a later Create)."""
         headers = {_KV_OPERATION: "DEL", _EXPECTED_LAST_SUBJECT_SEQ: str(revision)}
@@ -679,33 +742,152 @@ class Store:
         max_in_flight: int = _DEFAULT_IN_FLIGHT,
         bucket: str = CONFIG_BUCKET,
     ) -> list[Outcome]:
-        """Pipeline many writes (up to ``max_in_flight`` unanswered requests at once).
+        """Pipeline many writes (up to ``max_in_flight`` unanswered at once).
 
         One outcome per op, in order; never raises midway. Keys must be distinct, since
         concurrent writes to one key have no defined order (contract §3: Delete, then
         Create over the tombstone, is two batches).
+
+        Each write is published with its own reply subject under one inbox subscription and
+        the acks are matched here: nats-py's ``request`` gives every call its own future and
+        ``wait_for`` timer, which caps a pipeline near 9k writes/s on loopback, about a fifth
+        of this (bench/plan_apply_bench.py). When no ack arrives for a whole ``timeout`` the
+        pipeline stops: the writes still open or unsent fail with the cause (a permissions
+        violation the server reported, else the timeout).
         """
         keys = [op.key for op in ops]
         if len(set(keys)) != len(keys):
             raise ValueError("write_many needs distinct keys")
-        limit = asyncio.Semaphore(max_in_flight)
+        outcomes: list[Outcome | None] = [None] * len(ops)
+        todo: list[int] = []
+        for i, op in enumerate(ops):
+            try:
+                _check_key(op.key)
+                if op.kind == "update":
+                    _check_not_schedule(op.key)
+            except (StoreError, ValueError) as exc:
+                outcomes[i] = Outcome(op.key, "error", None, str(exc))
+            else:
+                todo.append(i)
+        if todo:
+            await self._pipeline(ops, todo, outcomes, max(1, max_in_flight), bucket)
+        return [o if o is not None else Outcome(ops[i].key, "error", None, "not sent") for i, o in enumerate(outcomes)]
 
-        async def one(op: WriteOp) -> Outcome:
-            async with limit:
-                try:
-                    if op.kind == "create":
-                        rev = await self.create(op.key, op.value or b"", tombstone_revision=op.revision, bucket=bucket)
-                    elif op.kind == "delete":
-                        rev = await self.delete(op.key, revision=op.revision or 0, bucket=bucket)
-                    else:
-                        rev = await self.purge(op.key, revision=op.revision, bucket=bucket)
-                except ConflictError as exc:
-                    return Outcome(op.key, "conflict", None, str(exc))
-                except StoreError as exc:
-                    return Outcome(op.key, "error", None, str(exc))
-                return Outcome(op.key, "ok", rev, None)
+    async def _pipeline(
+        self,
+        ops: Sequence[WriteOp],
+        todo: Sequence[int],
+        outcomes: list[Outcome | None],
+        max_in_flight: int,
+        bucket: str,
+    ) -> None:
+        window = asyncio.Semaphore(max_in_flight)
+        open_ops: dict[int, WriteOp] = {}
+        finished = asyncio.Event()
+        progress = {"acks": 0, "seen": -1}
+        stalled = False
+        sending = True
+        mark = self._errors.mark()
+        inbox = self._nc.new_inbox()
+        strip = len(inbox) + 1
+        loop = asyncio.get_running_loop()
 
-        return list(await asyncio.gather(*(one(op) for op in ops)))
+        async def on_ack(msg: Msg) -> None:
+            try:
+                i = int(msg.subject[strip:])
+            except ValueError:
+                return
+            op = open_ops.pop(i, None)
+            if op is None:
+                return  # an ack after we gave up on it
+            outcomes[i] = self._ack_outcome(op, msg)
+            progress["acks"] += 1
+            window.release()
+            if not open_ops and not sending:
+                finished.set()
+
+        tick = min(self._timeout / 4, 0.5)
+        last_ack = [loop.time()]
+
+        def watchdog() -> None:
+            # A timer, not a task: gives up when no ack came for ``timeout`` or the
+            # connection closed (nats-py closes it on disconnect when not reconnecting).
+            nonlocal stalled
+            if progress["acks"] != progress["seen"]:
+                progress["seen"] = progress["acks"]
+                last_ack[0] = loop.time()
+            elif self._nc.is_closed or loop.time() - last_ack[0] >= self._timeout:
+                stalled = True
+                finished.set()
+                window.release()  # wake the sender so it sees ``stalled``
+                return
+            timers[0] = loop.call_later(tick, watchdog)
+
+        timers = [loop.call_later(tick, watchdog)]
+        failure: str | None = None
+        sub = None
+        try:
+            with self._guard("write"):
+                sub = await self._nc.subscribe(f"{inbox}.*", cb=on_ack)
+                for i in todo:
+                    await window.acquire()
+                    if stalled:
+                        break
+                    op = ops[i]
+                    open_ops[i] = op
+                    await self._nc.publish(
+                        f"$KV.{bucket}.{op.key}", op.value or b"", reply=f"{inbox}.{i}", headers=_headers(op)
+                    )
+            sending = False
+            if open_ops and not stalled:
+                await finished.wait()
+        except StoreError as exc:
+            failure = str(exc)
+        finally:
+            sending = False
+            timers[0].cancel()
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+        denied = [e for e in self._errors.since(mark) if _is_permission_text(e)]
+        if failure is None and self._nc.is_closed:
+            failure = f"{self.server}: write: connection lost"
+        for i in todo:
+            if outcomes[i] is not None:
+                continue
+            op = ops[i]
+            prefix = f"{self.server}: {op.kind} {op.key}: "
+            if failure is not None:
+                reason = failure
+            elif denied:
+                reason = f"{prefix}permission denied: {_permission_text(denied[-1], f'$KV.{bucket}.{op.key}')}"
+            elif i in open_ops:
+                reason = f"{prefix}timed out: no acknowledgement from the server within {self._timeout:g}s"
+            else:
+                reason = f"{prefix}not sent: the server stopped acknowledging writes"
+            outcomes[i] = Outcome(op.key, "error", None, reason)
+
+    def _ack_outcome(self, op: WriteOp, msg: Msg) -> Outcome:
+        """A JetStream PubAck (or error, or no-responders status) as an ``Outcome``."""
+        prefix = f"{self.server}: {op.kind} {op.key}: "
+        if msg.headers and msg.headers.get("Status") == "503":
+            return Outcome(op.key, "error", None, f"{prefix}no JetStream stream answered (bucket missing?)")
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return Outcome(op.key, "error", None, f"{prefix}unexpected reply {msg.data[:80]!r}")
+        err = data.get("error")
+        if isinstance(err, dict):
+            desc, code, err_code = err.get("description"), err.get("code"), err.get("err_code")
+            if err_code in _ERR_WRONG_LAST_SEQUENCE:
+                return Outcome(op.key, "conflict", None, f"{prefix}revision changed ({desc})")
+            return Outcome(op.key, "error", None, f"{prefix}{desc} (code {code}, err_code {err_code})")
+        seq = data.get("seq")
+        if not isinstance(seq, int):
+            return Outcome(op.key, "error", None, f"{prefix}reply has no sequence")
+        return Outcome(op.key, "ok", seq, None)
 
     async def create_many(self, items: Sequence[tuple[str, bytes, int | None]], **kw: Any) -> list[Outcome]:
         """``(key, value, tombstone_revision)`` triples, see ``write_many``."""

@@ -7,12 +7,16 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ajc_gitops import __version__
 from ajc_gitops.cli.errors import error_handler
+from ajc_gitops.cli.options import connection_options
+
+if TYPE_CHECKING:
+    from ajc_gitops.connect import ConnectFlags
 
 app = typer.Typer(
     name="ajc-gitops",
@@ -33,6 +37,33 @@ class ProblemFormat(StrEnum):
 class TimesFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class PlanFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+    github = "github"
+
+
+_PATHS_HELP = "Manifest files or directories (default: current directory)."
+Prune = Annotated[bool, typer.Option("--prune", help="Delete managed schedules that are no longer in the manifests.")]
+Adopt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--adopt",
+        metavar="NAME",
+        help="Take over a schedule made outside ajc-gitops (repeat, or a comma list).",
+        show_default=False,
+    ),
+]
+DetailedExitcode = Annotated[
+    bool,
+    typer.Option(
+        "--detailed-exitcode",
+        help="Exit 0 when there are no changes, 2 when there are (plan) or were (apply), 1 on error.",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -81,6 +112,108 @@ def next_(
     from ajc_gitops.commands import next as command
 
     raise typer.Exit(command.run(schedule, after=after, count=count, output_format=output_format.value))
+
+
+@app.command()
+@connection_options
+def plan(
+    paths: Annotated[list[Path] | None, typer.Argument(help=_PATHS_HELP, show_default=False)] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Save the plan for 'apply FILE'.", show_default=False)
+    ] = None,
+    output_format: Annotated[PlanFormat, typer.Option("--format", "-o", help="Output format.")] = PlanFormat.text,
+    prune: Prune = False,
+    adopt: Adopt = None,
+    detailed_exitcode: DetailedExitcode = False,
+    *,
+    connect: ConnectFlags,
+) -> None:
+    """Show what apply would change in the live KV bucket (create, change, delete, drift)."""
+    from ajc_gitops.commands import plan as command
+
+    raise typer.Exit(
+        command.run(
+            paths or [Path(".")],
+            connect=connect,
+            out=out,
+            output_format=output_format.value,
+            prune=prune,
+            adopt=adopt or (),
+            detailed_exitcode=detailed_exitcode,
+        )
+    )
+
+
+@app.command()
+@connection_options
+def apply(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Manifest files or directories, or one saved plan file (a name not ending in .yaml/.yml).",
+            show_default=False,
+        ),
+    ] = None,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Apply without asking (CI).")] = False,
+    prune: Prune = False,
+    adopt: Adopt = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Allow a plan that deletes every managed schedule.")
+    ] = False,
+    detailed_exitcode: DetailedExitcode = False,
+    replicas: Annotated[int, typer.Option("--replicas", help="Replicas for buckets apply has to create.")] = 1,
+    memory: Annotated[bool, typer.Option("--memory", help="Memory storage for buckets apply has to create.")] = False,
+    *,
+    connect: ConnectFlags,
+) -> None:
+    """Apply the manifests (after showing the plan and asking), or exactly a saved plan."""
+    from ajc_gitops.commands import apply as command
+    from ajc_gitops.commands.common import adopt_names
+
+    opts = command.ApplyOptions(
+        auto_approve=auto_approve,
+        prune=prune,
+        adopt=adopt_names(adopt or ()),
+        allow_empty=allow_empty,
+        detailed_exitcode=detailed_exitcode,
+        replicas=replicas,
+        memory=memory,
+    )
+    raise typer.Exit(command.run(paths or [Path(".")], connect=connect, opts=opts))
+
+
+@app.command()
+@connection_options
+def export(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Schedules to export (default: all).", show_default=False)
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", metavar="DIR", help="Write one NAME.yaml per schedule here (default: stdout).", show_default=False
+        ),
+    ] = None,
+    *,
+    connect: ConnectFlags,
+) -> None:
+    """Write live schedules as manifests (export, then plan: no changes)."""
+    from ajc_gitops.commands import export as command
+
+    raise typer.Exit(command.run(names or [], connect=connect, out_dir=out_dir))
+
+
+@app.command()
+def dev(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Manifest files or directories (default: examples/schedules/).", show_default=False),
+    ] = None,
+) -> None:
+    """Validate, plan and apply on an embedded nats-server (store in .ajc-gitops/), then plan again."""
+    from ajc_gitops.commands import dev as command
+
+    raise typer.Exit(command.run(paths or []))
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -1,0 +1,200 @@
+"""`ajc-gitops apply`: apply a saved plan exactly, or plan, show, confirm and apply."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ajc_gitops.cli import output
+from ajc_gitops.commands import common
+from ajc_gitops.connect import ConnectFlags
+from ajc_gitops.errors import AjcError, StoreError
+from ajc_gitops.manifest.load import MANIFEST_SUFFIXES, DesiredSchedule
+from ajc_gitops.plan.model import Action, Plan
+
+if TYPE_CHECKING:
+    from ajc_gitops.apply import ApplyResult
+
+PROMPT = "Do you want to apply these changes? Only 'yes' will be accepted:"
+_LISTED = 20
+
+
+class ApplyIncomplete(StoreError):
+    pass
+
+
+class ApplyCancelled(AjcError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    auto_approve: bool = False
+    prune: bool = False
+    adopt: frozenset[str] = frozenset()
+    allow_empty: bool = False
+    detailed_exitcode: bool = False
+    replicas: int = 1
+    memory: bool = False
+
+
+def saved_plan_path(paths: Sequence[Path]) -> Path | None:
+    """A single argument naming a file that is not a YAML manifest is a saved plan."""
+    if len(paths) == 1 and paths[0].is_file() and paths[0].suffix not in MANIFEST_SUFFIXES:
+        return paths[0]
+    return None
+
+
+def read_saved_plan(path: Path) -> Plan:
+    from ajc_gitops.plan.planfile import read_plan
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AjcError(f"{path}: cannot read the plan file: {exc.strerror or exc}") from exc
+    return read_plan(data, str(path))
+
+
+def _stdin_prompt() -> str:
+    output.write(PROMPT)
+    return sys.stdin.readline().strip()
+
+
+def summary(plan: Plan, applied: Sequence[str], *, complete: bool = True) -> str:
+    done = set(applied)
+    counts = {a: sum(1 for c in plan.changes if c.action is a and c.name in done) for a in Action}
+    changed = counts[Action.UPDATE] + counts[Action.ADOPT]
+    head = "Apply complete" if complete else "Apply incomplete"
+    return f"{head}: {counts[Action.CREATE]} added, {changed} changed, {counts[Action.DELETE]} destroyed."
+
+
+async def _ask_in_thread(ask: Callable[[], str]) -> str:
+    """Ask in a daemon thread, so the NATS connection keeps answering pings while a person
+    reads the plan. Not ``asyncio.to_thread``: on ^C, ``asyncio.run`` would wait for that
+    executor thread, i.e. for the person to press Enter."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def run() -> None:
+        try:
+            text = ask()
+        except BaseException as exc:  # EOF or a closed stdin: deliver it to the waiting side
+            loop.call_soon_threadsafe(_settle, answer, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, answer, text, None)
+
+    threading.Thread(target=run, name="ajc-gitops-confirm", daemon=True).start()
+    return await answer
+
+
+def _settle(future: asyncio.Future[str], text: str | None, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(text or "")
+
+
+async def _confirm(plan: Plan, opts: ApplyOptions, *, interactive: bool, ask: Callable[[], str]) -> None:
+    if opts.auto_approve or not plan.has_changes:
+        return
+    if not interactive:
+        raise common.CommandError(
+            "refusing to apply without confirmation: stdin is not a terminal; review the plan and "
+            "pass --auto-approve, or save it with 'plan --out FILE' and run 'apply FILE'"
+        )
+    if await _ask_in_thread(ask) != "yes":
+        raise ApplyCancelled("apply cancelled: only 'yes' is accepted; nothing was changed")
+
+
+async def _apply(
+    connect: ConnectFlags,
+    saved: Plan | None,
+    desired: Sequence[DesiredSchedule],
+    opts: ApplyOptions,
+    *,
+    now: datetime,
+    interactive: bool,
+    ask: Callable[[], str],
+) -> tuple[Plan, ApplyResult | None]:
+    from ajc_gitops.apply import apply_plan, check_allowed, work
+    from ajc_gitops.store import Store
+
+    async with Store.open(common.connect_options(connect)) as store:
+        if saved is not None:
+            plan = saved
+            output.write(
+                f"Applying the plan saved at {plan.created_at}: {plan.to_add} to add, {plan.to_change} to change, "
+                f"{plan.to_destroy} to destroy."
+            )
+            if plan.server != store.server:
+                output.error(f"note: the plan was made against {plan.server}; applying it to {store.server}")
+        else:
+            plan = await common.make_plan(store, desired, now=now, prune=opts.prune, adopt=opts.adopt)
+            output.write(common.render_plan(plan, "text"))
+            common.report_drift(plan)
+        check_allowed(plan, allow_empty=opts.allow_empty)  # before asking anyone
+        if not work(plan):
+            return plan, None
+        if saved is None:
+            await _confirm(plan, opts, interactive=interactive, ask=ask)
+        return plan, await apply_plan(
+            store, plan, allow_empty=opts.allow_empty, replicas=opts.replicas, memory=opts.memory
+        )
+
+
+def run(
+    paths: Sequence[Path],
+    *,
+    connect: ConnectFlags,
+    opts: ApplyOptions,
+    now: datetime | None = None,
+    interactive: bool | None = None,
+    ask: Callable[[], str] = _stdin_prompt,
+) -> int:
+    now = now or datetime.now(UTC)
+    if not 1 <= opts.replicas <= 5:
+        raise common.CommandError(f"--replicas must be between 1 and 5 (a JetStream limit), not {opts.replicas}")
+    saved_path = saved_plan_path(paths)
+    saved: Plan | None = None
+    desired: Sequence[DesiredSchedule] = ()
+    if saved_path is not None:
+        if opts.prune or opts.adopt:
+            raise common.CommandError("--prune and --adopt are decided when planning; a saved plan is applied as it is")
+        saved = read_saved_plan(saved_path)
+    else:
+        loaded = common.load_desired(paths, now=now)
+        if loaded is None:
+            return common.EXIT_ERROR
+        desired = loaded.schedules
+    if interactive is None:
+        interactive = sys.stdin.isatty()
+    plan, result = asyncio.run(_apply(connect, saved, desired, opts, now=now, interactive=interactive, ask=ask))
+    if result is None:
+        if saved_path is not None:  # the plan shown above already says so otherwise
+            output.write("No changes. The store matches the manifests.")
+        return common.EXIT_OK
+    if result.created_buckets:
+        output.write(f"Created {', '.join(result.created_buckets)} with the settings asyncjobs uses.")
+    output.write(summary(plan, result.applied, complete=result.complete))
+    if result.not_applied:
+        output.write(f"Not applied ({len(result.not_applied)}):")
+        for name, reason in result.not_applied[:_LISTED]:
+            output.write(f"  - {name}: {reason}")
+        if len(result.not_applied) > _LISTED:
+            output.write(f"  ... and {len(result.not_applied) - _LISTED} more")
+        first, why = result.not_applied[0]
+        raise ApplyIncomplete(
+            f"apply incomplete: {len(result.applied)} applied, {len(result.not_applied)} not applied "
+            f"(listed above); first {first}: {why}; fix that, then run plan and apply again to converge"
+        )
+    if opts.detailed_exitcode and plan.has_changes:
+        return common.EXIT_CHANGES
+    return common.EXIT_OK

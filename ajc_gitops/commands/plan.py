@@ -1,0 +1,85 @@
+"""`ajc-gitops plan`: what apply would change in the live store, optionally saved to a file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ajc_gitops.cli import output
+from ajc_gitops.commands import common
+from ajc_gitops.connect import ConnectFlags
+from ajc_gitops.errors import AjcError
+from ajc_gitops.manifest.load import DesiredSchedule
+from ajc_gitops.plan.model import Plan
+
+
+class PlanBlocked(AjcError):
+    pass
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write the plan file atomically: a half-written plan must never be applied."""
+    from ajc_gitops.plan.planfile import write_plan
+
+    data = write_plan(plan)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise AjcError(f"{path}: cannot write the plan file: {exc.strerror or exc}") from exc
+
+
+def finish(plan: Plan, *, detailed_exitcode: bool) -> int:
+    common.report_drift(plan)
+    if plan.blocked:
+        raise PlanBlocked(
+            f"the plan has {len(plan.blocked)} blocking notice(s) (shown above) and apply would refuse it; "
+            f"first: {plan.blocked[0].message}"
+        )
+    if detailed_exitcode and plan.has_changes:
+        return common.EXIT_CHANGES
+    return common.EXIT_OK
+
+
+async def _plan(
+    connect: ConnectFlags, desired: Sequence[DesiredSchedule], *, now: datetime, prune: bool, adopt: frozenset[str]
+) -> Plan:
+    from ajc_gitops.store import Store
+
+    async with Store.open(common.connect_options(connect)) as store:
+        return await common.make_plan(store, desired, now=now, prune=prune, adopt=adopt)
+
+
+def run(
+    paths: Sequence[Path],
+    *,
+    connect: ConnectFlags,
+    out: Path | None = None,
+    output_format: str = "text",
+    prune: bool = False,
+    adopt: Sequence[str] = (),
+    detailed_exitcode: bool = False,
+    now: datetime | None = None,
+) -> int:
+    now = now or datetime.now(UTC)
+    adopt_set = common.adopt_names(adopt)
+    loaded = common.load_desired(paths, now=now, output_format=output_format)
+    if loaded is None:
+        return common.EXIT_ERROR
+    plan = asyncio.run(_plan(connect, loaded.schedules, now=now, prune=prune, adopt=adopt_set))
+    output.write(common.render_plan(plan, output_format))
+    if out is not None:
+        save_plan(plan, out)
+        output.error(f"Saved the plan to {out}; apply exactly this plan with: ajc-gitops apply {out}")
+    return finish(plan, detailed_exitcode=detailed_exitcode)
