@@ -422,3 +422,28 @@ def _marshal_number(number: int | float) -> bytes:
         text = "NaN" if math.isnan(f) else ("+Inf" if f > 0 else "-Inf")  # FormatFloat 'g'
         raise EncodeError(f"json: unsupported value: {text}")
     return gojson.format_float(f).encode()
+
+
+# Task, event and work-item encoding lives in codec_task.py (size only); codec stays the one
+# codec to import from. At the end, because codec_task must not import codec.
+from .codec_task import (  # noqa: E402
+    LEADER_ELECTED_EVENT_TYPE,
+    TASK_STATE_EVENT_TYPE,
+    decode_task_progress,
+    encode_leader_elected_event,
+    encode_task,
+    encode_task_state_event,
+    encode_work_item,
+    task_payload_for_schedule,
+)
+
+__all__ += [
+    "LEADER_ELECTED_EVENT_TYPE",
+    "TASK_STATE_EVENT_TYPE",
+    "decode_task_progress",
+    "encode_leader_elected_event",
+    "encode_task",
+    "encode_task_state_event",
+    "encode_work_item",
+    "task_payload_for_schedule",
+]

@@ -34,14 +34,18 @@ def ksuid_bytes(unix_seconds: int, payload: bytes) -> bytes:
     return ((unix_seconds - EPOCH) % 2**32).to_bytes(4, "big") + bytes(payload)
 
 
+# Two base-62 digits per division: half the big-int divisions (a fire makes an event ID).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+
+
 def encode_base62(raw: bytes) -> str:
     """The 27-character form of 20 raw KSUID bytes."""
     n = int.from_bytes(raw, "big")
-    digits = []
+    pairs = []
     while n:
-        n, rem = divmod(n, 62)
-        digits.append(_ALPHABET[rem])
-    return "".join(reversed(digits)).rjust(STRING_LEN, "0")
+        n, rem = divmod(n, 62 * 62)
+        pairs.append(_PAIRS[rem])
+    return "".join(reversed(pairs)).lstrip("0").rjust(STRING_LEN, "0")
 
 
 def ksuid_from_parts(unix_seconds: int, payload: bytes) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 NANOS_PER_SECOND = 1_000_000_000
 
@@ -41,3 +42,33 @@ class ScheduledTask:
     deadline_ns: int = 0
     max_tries: int = 0
     created_at: GoTime = field(default=ZERO_TIME)
+
+
+# Go's TaskState values (task.go); a scheduler only writes "new" and "queue_error".
+TaskState = Literal[
+    "new", "active", "retry", "expired", "terminated", "complete", "queue_error", "blocked", "unreachable"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """An asyncjobs Task as a scheduler creates it: the fields of Go's ``asyncjobs.Task``
+    (contract §4.2) that a fire sets. The others (dependencies, dependency results,
+    load_dependencies, result, tried, signature) are omitempty and never set by a scheduler
+    (Go's scheduler does not even sign, §4.1), so they are not modelled.
+
+    ``payload`` is Go's ``Task.Payload``: the bytes a worker receives. For a fired schedule
+    that is the JSON encoding of the schedule's stored bytes (``b"null"`` or a quoted
+    base64 string, §4.2), see ``codec.task_payload_for_schedule``; ``None`` is Go's nil.
+    ``deadline`` is ``None`` when the schedule has none (the key is then omitted)."""
+
+    id: str
+    type: str
+    queue: str
+    payload: bytes | None
+    max_tries: int
+    created: GoTime
+    deadline: GoTime | None = None
+    state: TaskState = "new"
+    tries: int = 0
+    last_err: str = ""

@@ -1,0 +1,118 @@
+"""From (schedule, fire instant) to the Task a fire creates: a deterministic ID and Go's
+record (contract §4). Pure: no I/O and no clock; the caller passes the creation time.
+
+Exactly once across failover rests on the ID. Go gives each task a random KSUID (§4.3), so a
+second attempt at the same fire (a new leader catching up, a restarted one, a retry) would be
+a second task. Here the ID is a function of the schedule name and the fire instant only, so
+any second attempt targets the same subject ``CHORIA_AJ.T.<id>`` and the tasks stream rejects
+it (``Nats-Expected-Last-Subject-Sequence: 0``, §4.4 step 1).
+
+The ID is still a valid KSUID (segmentio/ksuid v1.0.4): its time part is the fire instant's
+Unix second, so IDs sort by slot as Go's sort by creation second, and its 16-byte payload is
+
+    SHA-256( b"ajc-gitops/task-id/v1" || 0x00
+             || uint32_be(len(name)) || name            (UTF-8, as Go stores it)
+             || int64_be(fire instant in Unix ns) )[:16]
+
+This recipe is a wire contract between scheduler versions and processes: changing anything
+in it (domain string, field order, widths) lets a mixed-version group fire a slot twice.
+A new recipe needs a new domain string *and* a release note. The name is length-prefixed so
+no (name, instant) pair can encode like another; the queue, type and spec are deliberately
+left out: a schedule replaced by Delete + Create under the same name still fires a given
+instant once.
+
+Times: Go sets ``created`` and ``deadline`` from ``time.Now()`` at the fire (§4.1). We base
+the ID *and the deadline* on the fire instant, so every attempt at a slot builds the same ID
+and the same deadline (a catch-up fire is not given extra time past the slot's own deadline,
+which is also why the catch-up window defaults to the deadline, see ``slots.py``), while
+``created`` is the real creation time passed in by the caller: Go workers and ``ajc`` show it
+as when the task was made, and ``task_age`` in events counts from it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+
+from ajc_gitops.codec import encode_task, encode_task_state_event, task_payload_for_schedule
+from ajc_gitops.gojson import go_bytes
+from ajc_gitops.gotime_date import to_unix
+from ajc_gitops.ksuid import PAYLOAD_LEN, ksuid_from_parts
+from ajc_gitops.model import GoTime, ScheduledTask, Task
+
+__all__ = [
+    "DEFAULT_MAX_TRIES",
+    "TASK_ID_DOMAIN",
+    "InvalidTaskError",
+    "build_task",
+    "fire_record",
+    "task_id_for",
+    "task_state_event",
+    "unix_ns",
+]
+
+TASK_ID_DOMAIN = b"ajc-gitops/task-id/v1"
+DEFAULT_MAX_TRIES = 10  # asyncjobs.go DefaultMaxTries
+# asyncjobs.go validNameMatcher; Go's `$` is end of text, hence fullmatch.
+_GO_VALID_NAME = re.compile(r"[a-zA-Z0-9_:-]+")
+_GO_VALID_NAME_TEXT = "^[a-zA-Z0-9_:-]+$"
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROS_PER_SECOND = 1_000_000
+
+
+class InvalidTaskError(ValueError):
+    """``NewTask`` would fail, so Go creates no task for this fire; ``str()`` is Go's text."""
+
+
+def unix_ns(instant: datetime.datetime) -> int:
+    """An aware datetime as integer Unix nanoseconds (exact: datetimes stop at microseconds)."""
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("a timezone-aware datetime is required")
+    delta = instant - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * _MICROS_PER_SECOND + delta.microseconds
+    return micros * 1000
+
+
+def task_id_for(schedule_name: str, instant: datetime.datetime) -> str:
+    """The one task ID of ``schedule_name`` firing at ``instant`` (recipe in the module doc)."""
+    name = go_bytes(schedule_name)
+    digest = hashlib.sha256(
+        TASK_ID_DOMAIN
+        + b"\x00"
+        + len(name).to_bytes(4, "big")
+        + name
+        + unix_ns(instant).to_bytes(8, "big", signed=True)
+    ).digest()
+    return ksuid_from_parts(to_unix(instant), digest[:PAYLOAD_LEN])
+
+
+def build_task(schedule: ScheduledTask, instant: datetime.datetime, *, created: GoTime) -> Task:
+    """The Task Go's ``handlerFactory`` would create for this fire (§4.1), with our ID and a
+    deadline counted from the fire instant; raises ``InvalidTaskError`` where ``NewTask`` fails
+    (an invalid task type: Go's scheduler validates nothing earlier, §2.4)."""
+    if not _GO_VALID_NAME.fullmatch(schedule.task_type):
+        raise InvalidTaskError(f"task type is invalid: must match {_GO_VALID_NAME_TEXT}")
+    fire_ns = unix_ns(instant)
+    deadline = GoTime(fire_ns + schedule.deadline_ns) if schedule.deadline_ns > 0 else None
+    return Task(
+        id=task_id_for(schedule.name, instant),
+        type=schedule.task_type,
+        queue=schedule.queue,
+        payload=task_payload_for_schedule(schedule.payload),
+        max_tries=schedule.max_tries if schedule.max_tries > 0 else DEFAULT_MAX_TRIES,
+        created=created,
+        deadline=deadline,
+    )
+
+
+def fire_record(schedule: ScheduledTask, instant: datetime.datetime, *, created: GoTime) -> tuple[Task, bytes]:
+    """``build_task`` plus its stored bytes (the body published to ``CHORIA_AJ.T.<id>``)."""
+    task = build_task(schedule, instant, created=created)
+    return task, encode_task(task)
+
+
+def task_state_event(task: Task, *, event_id: str, now_ns: int) -> bytes:
+    """The task_state event for ``task`` as published right after storing it (§4.4 step 2);
+    ``event_id`` is a fresh random KSUID (Go's are random too) of the current second."""
+    return encode_task_state_event(task, event_id=event_id, now_ns=now_ns)

@@ -1,0 +1,410 @@
+"""Firing tasks over NATS exactly as asyncjobs does (contract §4.4): task record, task_state
+event, work item, and ``queue_error`` when the work item is refused.
+
+A sibling of ``store.py`` (to be folded into a ``store`` package): it may import ``nats`` and
+reaches the connection only through ``Store._raw_connection``. Every record and event body
+comes from ``codec``. Streams and queues are in ``store_streams.py``, re-exported here.
+
+``enqueue_many`` runs the publish sequence of ``storage.go:EnqueueTask`` for many tasks at
+once: each task is a small state machine driven by its replies, all replies arrive on one
+inbox subscription, and at most ``max_in_flight`` tasks are in progress (one request each)
+at any time. nats-py's ``request`` gives every call its own future and timer, which caps a
+pipeline near 9k requests/s (see ``Store.write_many``); Go has no pipelining at all (one cron
+goroutine per fire) and no timeouts (§8 item 17), we have both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nats.aio.msg import Msg
+
+from ajc_gitops.codec import (
+    decode_task_progress,
+    encode_task,
+    encode_task_state_event,
+    encode_work_item,
+)
+from ajc_gitops.errors import StoreError
+from ajc_gitops.ksuid import new_ksuid
+from ajc_gitops.model import NANOS_PER_SECOND, Task
+from ajc_gitops.store import Store, map_nats_errors
+from ajc_gitops.store_streams import (
+    DEFAULT_QUEUE,
+    QUEUE_SUBJECT,
+    TASK_EVENT_SUBJECT,
+    TASK_SUBJECT,
+    TASKS_STREAM,
+    QueueSpec,
+    ensure_queue,
+    ensure_task_streams,
+    publish_leader_elected,
+    queue_stream_config,
+    tasks_stream_config,
+    workers_consumer_config,
+)
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "DUPLICATE_ITEM",
+    "NO_RESPONDERS",
+    "TASKS_STREAM",
+    "TIMEOUT",
+    "EnqueueOutcome",
+    "QueueSpec",
+    "enqueue_many",
+    "ensure_queue",
+    "ensure_task_streams",
+    "publish_leader_elected",
+    "queue_stream_config",
+    "tasks_stream_config",
+    "workers_consumer_config",
+]
+
+_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+_MSG_ID = "Nats-Msg-Id"
+_ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+# Go's error texts for the last_err of a queue_error task (§4.4 step 4).
+NO_RESPONDERS = "nats: no responders available for request"  # nats.ErrNoResponders
+DUPLICATE_ITEM = "duplicate work queue item"  # asyncjobs ErrDuplicateItem
+TIMEOUT = "nats: timeout"  # nats.ErrTimeout: what Go would say if it had a timeout
+
+_DEFAULT_IN_FLIGHT = 1024
+Status = Literal["enqueued", "duplicate", "queue_error", "error"]
+
+
+# -- enqueueing (contract §4.4) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOutcome:
+    """What became of one task.
+
+    ``enqueued``: stored, event sent, work item accepted. ``duplicate``: the task subject
+    already had a record, i.e. this slot was fired before (not an error; the deterministic
+    ID makes a second attempt land here). ``queue_error``: stored, but the work item was
+    refused; the record now says ``queue_error`` with Go's ``last_err`` in ``error``, unless
+    ``state_error`` says storing that state failed too. ``error``: the task was not stored.
+    ``stored_ns`` is the wall clock when the record's PubAck arrived (fire lag).
+    ``repaired``: a duplicate whose earlier attempt had stored the task but not its work
+    item (a crash between the two publishes); the item was published now."""
+
+    task_id: str
+    queue: str
+    status: Status
+    task_seq: int | None = None
+    stored_ns: int | None = None
+    error: str | None = None
+    state_error: str | None = None
+    repaired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    ok: bool
+    seq: int | None = None
+    duplicate: bool = False
+    err_code: int | None = None
+    text: str = ""
+    body: dict[str, Any] | None = None
+
+
+def _jsm_error_text(err: dict[str, Any]) -> str:
+    # jsm.go api.ApiError.Error(), which ParsePubAck returns and Go stores as last_err.
+    desc, code, err_code = err.get("description") or "", err.get("code") or 0, err.get("err_code") or 0
+    if desc:
+        return f"{desc} ({err_code})"
+    if code:
+        return f"unknown JetStream {code} Error ({err_code})"
+    return "unknown JetStream Error"
+
+
+def _parse_reply(msg: Msg) -> _Reply:
+    """A PubAck or JetStream API reply, classified the way Go's ``EnqueueTask`` sees it."""
+    if msg.headers and msg.headers.get("Status") == "503":
+        return _Reply(False, text=NO_RESPONDERS)
+    data = msg.data
+    plain = _PLAIN_PUBACK.fullmatch(data)
+    if plain is not None:  # the common case, without json.loads (about 20% of a fire's CPU)
+        return _Reply(True, seq=int(plain[1]), duplicate=plain[2] is not None)
+    if data.startswith(b"-ERR"):  # jsm.go ParseErrorResponse's legacy form
+        return _Reply(False, text=data[4:].decode(errors="replace").strip().strip("'"))
+    try:
+        body = json.loads(data)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return _Reply(False, text=f"invalid JetStream response {data[:80]!r}")
+    err = body.get("error")
+    if isinstance(err, dict):
+        code = err.get("err_code")
+        return _Reply(False, err_code=code if isinstance(code, int) else None, text=_jsm_error_text(err))
+    seq = body.get("seq")
+    return _Reply(True, seq=seq if isinstance(seq, int) else None, duplicate=body.get("duplicate") is True, body=body)
+
+
+# A PubAck as nats-server writes it; anything else goes through json.loads.
+_PLAIN_PUBACK = re.compile(rb'\{"stream":"[^"\\]*",(?:"domain":"[^"\\]*",)?"seq":([0-9]+)(,"duplicate":true)?\}')
+
+# Stages of one task; each has at most one request outstanding.
+_TASK, _QUEUE, _QERR, _CHECK, _REPAIR, _DONE = range(6)
+
+
+class _Pipeline:
+    def __init__(
+        self, store: Store, tasks: Sequence[Task], *, max_in_flight: int, timeout: float, clock: Callable[[], int]
+    ) -> None:
+        self._store = store
+        self._tasks = tasks
+        self._timeout = timeout
+        self._clock = clock
+        n = len(tasks)
+        self._out: list[EnqueueOutcome | None] = [None] * n
+        self._stage = [_TASK] * n
+        self._seq: list[int | None] = [None] * n
+        self._stored: list[int | None] = [None] * n
+        self._last_errs: dict[int, str] = {}
+        self._repaired: set[int] = set()
+        self._pending: dict[int, float] = {}  # task index -> monotonic deadline, oldest first
+        # The window is a counter and an event rather than a Semaphore: waiting on an Event
+        # can be cut short by a timeout without ever losing a permit.
+        self._max_in_flight = max(1, max_in_flight)
+        self._in_flight = 0
+        self._progress = asyncio.Event()  # set whenever a task finishes
+        self._remaining = n
+        self._errors_mark = store._errors.mark()
+        self._nc, guard = store._raw_connection("enqueue")
+        with guard:
+            self._inbox = self._nc.new_inbox()
+        self._strip = len(self._inbox) + 1
+
+    async def run(self) -> list[EnqueueOutcome]:
+        if not self._tasks:
+            return []
+        nc, guard = self._store._raw_connection("enqueue")
+        with guard:
+            sub = await nc.subscribe(f"{self._inbox}.>", cb=self._on_reply)
+        first: dict[str, int] = {}
+        try:
+            for i, task in enumerate(self._tasks):
+                if first.setdefault(task.id, i) != i:
+                    # The same slot twice in one batch: racing it against itself would turn
+                    # the loser's work item into a queue_error (§4.4 duplicate PubAck).
+                    self._in_flight += 1
+                    self._finish(i, self._duplicate(i))
+                    continue
+                while self._in_flight >= self._max_in_flight:
+                    await self._wait()
+                self._in_flight += 1
+                # §4.4 step 1: only if the subject is empty, i.e. this slot never fired.
+                await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {
+                    _EXPECTED_LAST_SUBJECT_SEQ: "0"})  # fmt: skip
+            while self._remaining:
+                await self._wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return [o if o is not None else self._fail(i, "not sent") for i, o in enumerate(self._out)]
+
+    async def _wait(self) -> None:
+        """Until a task finishes or the oldest request times out (which is then expired)."""
+        self._progress.clear()
+        oldest = next(iter(self._pending.values()), None)
+        delay = self._timeout if oldest is None else max(oldest - time.monotonic(), 0.0)
+        try:
+            await asyncio.wait_for(self._progress.wait(), delay + 0.001)
+        except TimeoutError:
+            await self._expire()
+
+    async def _expire(self) -> None:
+        now = time.monotonic()
+        expired = []
+        for i, deadline in self._pending.items():
+            if deadline > now:
+                break  # one timeout for all, so deadlines are in insertion order
+            expired.append(i)
+        for i in expired:
+            del self._pending[i]
+            stage = self._stage[i]
+            if stage == _TASK:
+                self._finish(i, self._fail(i, self._timeout_reason("storing the task")))
+            elif stage == _QUEUE:
+                await self._queue_failed(i, TIMEOUT)
+            elif stage == _QERR:
+                self._finish(i, self._queue_error(i, self._timeout_reason("storing the queue_error state")))
+            else:  # _CHECK, _REPAIR: the slot was fired before either way
+                self._finish(i, self._duplicate(i))
+
+    def _timeout_reason(self, what: str) -> str:
+        # nats-py reports a publish permission violation only to the error callback, and the
+        # request then simply goes unanswered: name it rather than a bare timeout.
+        denied = [e for e in self._store._errors.since(self._errors_mark) if "permissions violation" in e.lower()]
+        if denied:
+            return f"{what}: permission denied ({denied[-1]})"
+        return f"timed out after {self._timeout:g}s {what}"
+
+    async def _send(self, i: int, stage: int, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        self._stage[i] = stage
+        self._pending[i] = time.monotonic() + self._timeout
+        try:
+            with map_nats_errors(self._store.server, f"enqueue {self._tasks[i].id}", permission_error=None):
+                await self._nc.publish(subject, body, reply=f"{self._inbox}.{i}.{stage}", headers=headers)
+        except StoreError as exc:
+            self._pending.pop(i, None)
+            if stage == _QUEUE:
+                await self._queue_failed(i, str(exc))
+            elif stage == _QERR:
+                self._finish(i, self._queue_error(i, str(exc)))
+            elif stage == _TASK:
+                self._finish(i, self._fail(i, str(exc)))
+            else:
+                self._finish(i, self._duplicate(i))
+
+    async def _event(self, task: Task) -> None:
+        # §4.4 step 2: a core publish; Go ignores nothing here but a lost event harms no one.
+        now = self._clock()
+        second = now // NANOS_PER_SECOND
+        body = encode_task_state_event(task, event_id=new_ksuid(second), now_ns=now, event_second=second)
+        with contextlib.suppress(StoreError), map_nats_errors(self._store.server, "task_state event"):
+            await self._nc.publish(TASK_EVENT_SUBJECT.format(task.id), body)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        try:
+            index, _, stage_text = msg.subject[self._strip :].partition(".")
+            i, stage = int(index), int(stage_text)
+        except ValueError:
+            return
+        if not 0 <= i < len(self._tasks) or self._stage[i] != stage or i not in self._pending:
+            return  # a reply after we gave up on that request
+        del self._pending[i]
+        reply = _parse_reply(msg)
+        task = self._tasks[i]
+        if stage == _TASK:
+            if reply.ok and reply.seq is not None:
+                self._seq[i], self._stored[i] = reply.seq, self._clock()
+                await self._event(task)
+                await self._send(i, _QUEUE, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
+                                 {_MSG_ID: task.id})  # fmt: skip
+            elif reply.err_code in _ERR_WRONG_LAST_SEQUENCE:
+                body = json.dumps({"last_by_subj": TASK_SUBJECT.format(task.id)}).encode()
+                await self._send(i, _CHECK, f"{self._store.api_prefix}.STREAM.MSG.GET.{TASKS_STREAM}", body, {})
+            else:
+                self._finish(i, self._fail(i, reply.text or "PubAck without a sequence"))
+        elif stage == _QUEUE:
+            if reply.ok and not reply.duplicate:
+                self._finish(i, EnqueueOutcome(task.id, task.queue, "enqueued", self._seq[i], self._stored[i]))
+            else:
+                await self._queue_failed(i, DUPLICATE_ITEM if reply.ok else reply.text)
+        elif stage == _QERR:
+            if reply.ok:
+                await self._event(self._errored(i))
+                self._finish(i, self._queue_error(i, None))
+            else:
+                self._finish(i, self._queue_error(i, reply.text))
+        elif stage == _CHECK:
+            seq = _stored_but_never_queued(reply.body) if reply.ok else None
+            if seq is None:
+                self._finish(i, self._duplicate(i))
+            else:
+                self._seq[i] = seq  # what a queue_error record must expect (step 4)
+                await self._send(i, _REPAIR, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
+                                 {_MSG_ID: task.id})  # fmt: skip
+        elif stage == _REPAIR:
+            if reply.ok:  # a duplicate ack: the item is (or was, within 2m) there after all
+                self._finish(i, self._duplicate(i, repaired=not reply.duplicate))
+            else:  # as step 4 would have done had the earlier attempt lived
+                self._repaired.add(i)
+                await self._queue_failed(i, reply.text)
+
+    async def _queue_failed(self, i: int, last_err: str) -> None:
+        """§4.4 step 4: re-store the task as ``queue_error`` on top of the step-1 record."""
+        self._last_errs[i] = last_err
+        await self._send(i, _QERR, TASK_SUBJECT.format(self._tasks[i].id), encode_task(self._errored(i)),
+                         {_EXPECTED_LAST_SUBJECT_SEQ: str(self._seq[i])})  # fmt: skip
+
+    def _errored(self, i: int) -> Task:
+        return dataclasses.replace(self._tasks[i], state="queue_error", last_err=self._last_errs[i])
+
+    def _fail(self, i: int, reason: str) -> EnqueueOutcome:
+        task = self._tasks[i]
+        return EnqueueOutcome(task.id, task.queue, "error", error=f"{self._store.server}: {reason}")
+
+    def _duplicate(self, i: int, *, repaired: bool = False) -> EnqueueOutcome:
+        task = self._tasks[i]
+        return EnqueueOutcome(task.id, task.queue, "duplicate", repaired=repaired)
+
+    def _queue_error(self, i: int, state_error: str | None) -> EnqueueOutcome:
+        task = self._tasks[i]
+        return EnqueueOutcome(
+            task.id,
+            task.queue,
+            "queue_error",
+            self._seq[i],
+            self._stored[i],
+            self._last_errs[i],
+            state_error,
+            repaired=i in self._repaired,
+        )
+
+    def _finish(self, i: int, outcome: EnqueueOutcome) -> None:
+        if self._stage[i] == _DONE:
+            return
+        self._stage[i] = _DONE
+        self._pending.pop(i, None)
+        self._out[i] = outcome
+        self._in_flight -= 1
+        self._remaining -= 1
+        self._progress.set()
+
+
+def _stored_but_never_queued(body: dict[str, Any] | None) -> int | None:
+    """The stream sequence of a duplicate's stored record if it is still ``new`` with no
+    tries: the earlier attempt stored it and died before (or while) publishing the work
+    item, so we publish it. That is safe: inside the queue's 2m duplicate window the server
+    drops a second item with the same ``Nats-Msg-Id``, and after it a Go worker that finds
+    a second item for a task that already ran skips it (``processor.go``: complete/expired
+    are acked, active is left alone, and ``setTaskActive`` is a sequence-guarded update, so
+    two workers never both start it)."""
+    message = (body or {}).get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("seq"), int):
+        return None
+    try:
+        record = base64.b64decode(message.get("data") or "", validate=True)
+    except (binascii.Error, TypeError):
+        return None
+    return int(message["seq"]) if decode_task_progress(record) == ("new", 0) else None
+
+
+async def enqueue_many(
+    store: Store,
+    fires: Sequence[Task],
+    *,
+    max_in_flight: int = _DEFAULT_IN_FLIGHT,
+    timeout: float | None = None,
+    clock: Callable[[], int] = time.time_ns,
+) -> list[EnqueueOutcome]:
+    """Store and enqueue every task (§4.4), pipelined; one outcome per task, in order; never
+    raises midway (a closed store raises ``StoreError`` before anything is sent).
+
+    ``timeout`` (default: the store's) applies to each request: an unanswered task store is
+    an ``error`` (a retry is safe, the ID is deterministic); an unanswered work-item publish
+    is a ``queue_error`` with ``last_err`` ``nats: timeout`` (the item may still have landed,
+    and a Go worker runs a ``queue_error`` task it finds in the queue)."""
+    pipeline = _Pipeline(
+        store,
+        fires,
+        max_in_flight=max_in_flight,
+        timeout=store._timeout if timeout is None else timeout,
+        clock=clock,
+    )
+    return await pipeline.run()
