@@ -1,0 +1,279 @@
+"""The live schedule set: a KV watch plus periodic full resyncs (STYLE.md module map).
+
+Contract §3 "A Python scheduler SHOULD": the key suffix is the identity (Go uses the JSON
+``name`` for Put but the key for Delete, §8.5); a Put *replaces* the registration (Go adds a
+second cron entry, §8.1); Delete and Purge remove it (Go leaves orphans firing, §8.2); a
+record that fails to decode, whose spec robfig/cron rejects, or whose ``TZ=`` prefix would
+panic Go (§2.5) is skipped with a warning and a metric, and it *removes* any earlier
+definition of that key (Go keeps firing the stale one, §8.4).
+
+Every key remembers the revision last applied, so watch events, re-watched initial values
+and snapshots can arrive in any order: an older revision never overrides a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, Protocol
+
+from ajc_gitops import codec, cron
+from ajc_gitops.errors import AjcError
+from ajc_gitops.model import ScheduledTask
+from ajc_gitops.store import CONFIG_BUCKET, SCHEDULE_PREFIX, Snapshot, Store
+from ajc_gitops.store_watch import InitialDone, KvPut, WatchEvent, raise_if_cancelling, watch_keys
+
+__all__ = [
+    "FollowObserver",
+    "FollowedSchedule",
+    "Follower",
+    "ScheduleSet",
+    "SkipReason",
+]
+
+DEFAULT_RESYNC_S = 60.0
+SkipReason = Literal["decode", "cron", "cron_panic"]
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedSchedule:
+    name: str  # the key suffix: our identity for the schedule
+    task: ScheduledTask
+    schedule: cron.SpecSchedule | cron.EverySchedule
+    revision: int
+
+
+class FollowObserver(Protocol):
+    """Metrics hooks; ``scheduler.metrics.SchedulerMetrics`` implements it."""
+
+    def schedules_loaded(self, count: int) -> None: ...
+
+    def schedule_skipped(self, reason: str) -> None: ...
+
+    def invalid_schedules(self, counts: Mapping[str, int]) -> None: ...
+
+
+class _NoObserver:
+    def schedules_loaded(self, count: int) -> None:
+        pass
+
+    def schedule_skipped(self, reason: str) -> None:
+        pass
+
+    def invalid_schedules(self, counts: Mapping[str, int]) -> None:
+        pass
+
+
+ChangeListener = Callable[[str, "FollowedSchedule | None"], None]
+
+
+class ScheduleSet:
+    """The schedules by name; synchronous and I/O-free."""
+
+    def __init__(
+        self,
+        *,
+        local: datetime.tzinfo = datetime.UTC,
+        observer: FollowObserver | None = None,
+        on_change: ChangeListener | None = None,
+    ) -> None:
+        self._local = local  # robfig/cron evaluates prefix-less specs in the host zone (§2.5)
+        self._observer: FollowObserver = observer or _NoObserver()
+        self._on_change = on_change
+        self._live: dict[str, FollowedSchedule] = {}
+        self._seen: dict[str, int] = {}  # key suffix -> last revision applied (put or delete)
+        self._invalid: dict[str, SkipReason] = {}
+        self.schedules: Mapping[str, FollowedSchedule] = MappingProxyType(self._live)
+        self.version = 0  # +1 per change, for pollers
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def put(self, key: str, value: bytes, revision: int) -> bool:
+        name = _name(key)
+        if name is None or revision <= self._seen.get(name, 0):
+            return False
+        self._seen[name] = revision
+        parsed = self._parse(name, value, revision)
+        if isinstance(parsed, FollowedSchedule):
+            if self._invalid.pop(name, None) is not None:
+                self._invalid_changed()
+            self._set(name, parsed)
+        else:
+            self._invalid[name] = parsed
+            self._observer.schedule_skipped(parsed)
+            self._invalid_changed()
+            self._set(name, None)
+        return True
+
+    def remove(self, key: str, revision: int) -> bool:
+        name = _name(key)
+        if name is None or revision <= self._seen.get(name, 0):
+            return False
+        self._seen[name] = revision
+        if self._invalid.pop(name, None) is not None:
+            self._invalid_changed()
+        self._set(name, None)
+        return True
+
+    def reconcile(self, snapshot: Snapshot, cutoff: int) -> int:
+        """Apply a snapshot taken after the stream's last sequence was ``cutoff``: newer
+        entries win per key; a key the snapshot lacks goes only if we know it at a
+        revision ≤ cutoff (anything newer reached us after the snapshot began)."""
+        changes = 0
+        for entry in snapshot.live.values():
+            changes += self.put(entry.key, entry.value or b"", entry.revision)
+        for entry in snapshot.tombstones.values():
+            changes += self.remove(entry.key, entry.revision)
+        present = {_name(k) for k in (*snapshot.live, *snapshot.tombstones)}
+        for name, revision in list(self._seen.items()):
+            if name not in present and revision <= cutoff:
+                if name in self._live or name in self._invalid:
+                    _log.warning("schedule %s vanished without a watch event; removed on resync", name)
+                    changes += self.remove(SCHEDULE_PREFIX + name, cutoff + 1)
+                del self._seen[name]  # fully gone: a later Create has a higher revision anyway
+        return changes
+
+    def _invalid_changed(self) -> None:
+        self._observer.invalid_schedules(Counter(self._invalid.values()))
+
+    def _parse(self, name: str, value: bytes, revision: int) -> FollowedSchedule | SkipReason:
+        decoded = codec.decode_scheduled_task(value)
+        if decoded.error is not None:
+            _log.warning("skipping schedule %s (revision %d): cannot decode: %s", name, revision, decoded.error)
+            return "decode"
+        task = decoded.task
+        for warning in decoded.warnings:
+            _log.warning("schedule %s: %s", name, warning)
+        if task.name != name:
+            # Contract §8.5: Go registers the JSON name but deletes by key; we use the key.
+            _log.warning("schedule %s: record says name %r; the key is used", name, task.name)
+        try:
+            parsed = cron.parse_standard(task.schedule, self._local)
+        except cron.CronError as exc:
+            reason: SkipReason = "cron_panic" if exc.panics else "cron"
+            _log.warning(
+                "skipping schedule %s (revision %d): invalid cron schedule %r: %s", name, revision, task.schedule, exc
+            )
+            return reason
+        return FollowedSchedule(name, task, parsed, revision)
+
+    def _set(self, name: str, schedule: FollowedSchedule | None) -> None:
+        before = self._live.get(name)
+        if schedule is None:
+            if before is None:
+                return
+            del self._live[name]
+        else:
+            self._live[name] = schedule
+        self.version += 1
+        # Contract §8.3: the gauge is the real count, not Go's +1/-1 drift.
+        self._observer.schedules_loaded(len(self._live))
+        if self._on_change is not None:
+            self._on_change(name, schedule)
+
+
+def _name(key: str) -> str | None:
+    """``scheduled_tasks.<name>`` -> name; deeper keys are not schedules (Go watches ``.*``)."""
+    if not key.startswith(SCHEDULE_PREFIX):
+        return None
+    name = key[len(SCHEDULE_PREFIX) :]
+    return name if name and "." not in name else None
+
+
+WatchFactory = Callable[[Store], AsyncGenerator[WatchEvent, None]]
+
+
+class Follower:
+    """Runs the watch and the periodic resync until cancelled; ``ready`` once loaded."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        local: datetime.tzinfo = datetime.UTC,
+        resync_s: float = DEFAULT_RESYNC_S,
+        observer: FollowObserver | None = None,
+        on_change: ChangeListener | None = None,
+        watch: WatchFactory = watch_keys,
+    ) -> None:
+        self._store = store
+        self.set = ScheduleSet(local=local, observer=observer, on_change=on_change)
+        self._resync_s = resync_s
+        self._watch = watch
+        self._ready = asyncio.Event()
+        self.changed = asyncio.Event()  # set on every change; clear it after reading
+        self.resyncs = 0
+        self.watch_sessions = 0
+
+    @property
+    def schedules(self) -> Mapping[str, FollowedSchedule]:
+        return self.set.schedules
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._follow(), name="follow-watch")
+            tg.create_task(self._resync_loop(), name="follow-resync")
+
+    async def resync(self) -> int:
+        """Reconcile with a complete snapshot; returns the number of changes."""
+        summary = await self._store.stream_info_summary(CONFIG_BUCKET)
+        snapshot = await self._store.snapshot(SCHEDULE_PREFIX)
+        changes = self.set.reconcile(snapshot, summary.last_seq)
+        self.resyncs += 1
+        if changes:
+            _log.warning("resync applied %d change(s) the watch had missed", changes)
+            self.changed.set()
+        self._mark_ready()
+        return changes
+
+    async def _follow(self) -> None:
+        async with contextlib.aclosing(self._watch(self._store)) as events:
+            async for event in events:
+                raise_if_cancelling()
+                if isinstance(event, InitialDone):
+                    self.watch_sessions = event.session
+                    if event.session > 1:
+                        # Re-created watch: changes may have happened while it was away, and
+                        # deletions do not show up in its initial values.
+                        await self._try_resync()
+                        raise_if_cancelling()
+                    self._mark_ready()
+                    continue
+                if isinstance(event, KvPut):
+                    changed = self.set.put(event.key, event.value, event.revision)
+                else:  # KvDelete | KvPurge: Go readers treat both alike (contract §3)
+                    changed = self.set.remove(event.key, event.revision)
+                if changed:
+                    self.changed.set()
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._resync_s)  # a period, not a wait for an event
+            await self._try_resync()
+            raise_if_cancelling()
+
+    async def _try_resync(self) -> None:
+        try:
+            await self.resync()
+        except AjcError as exc:
+            _log.warning("schedule resync failed: %s", exc)
+
+    def _mark_ready(self) -> None:
+        if not self._ready.is_set():
+            _log.info("loaded %d scheduled task(s)", len(self.set))
+            self._ready.set()

@@ -1,0 +1,267 @@
+"""Every Prometheus object the scheduler exports, and the ``--monitor`` HTTP endpoint.
+
+Names and labels of the Go scheduler are in ``GO_NAMES`` (contract §6), ours in ``OUR_NAMES``;
+nothing else spells a metric name. Differences from Go, on purpose: ``scheduled_count`` and
+``schedule_error_count`` really count (§8.6); the schedules gauge is the number actually
+loaded (§8.3); the paused gauge exists from the start and the leader gauge drops to 0 on
+shutdown (§8.16). Everything lives on a dedicated ``CollectorRegistry`` (plus process,
+platform and GC collectors, the counterpart of Go's runtime collectors).
+
+Go's counters are named without ``_total``; prometheus_client insists on that suffix in the
+``# HELP``/``# TYPE`` lines of any counter, so ``render()`` restores Go's exact lines.
+"""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client.core import Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+__all__ = ["GO_NAMES", "OUR_NAMES", "MonitorServer", "SchedulerMetrics"]
+
+ELECTION = "task_scheduler"
+SKIP_REASONS = ("decode", "cron", "cron_panic")
+
+# name -> (type, labels, help); contract §6, exactly.
+GO_NAMES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
+    "choria_asyncjobs_task_scheduler_paused": ("gauge", (), "1 while this scheduler is not the leader"),
+    "choria_asyncjobs_task_scheduler_schedules_total": ("gauge", (), "Scheduled tasks currently loaded"),
+    "choria_asyncjobs_task_scheduler_scheduled_count": ("counter", ("type", "queue"), "Tasks created by schedules"),
+    "choria_asyncjobs_task_scheduler_schedule_error_count": (
+        "counter",
+        ("type", "queue"),
+        "Scheduled task creations that failed",
+    ),
+    "choria_asyncjobs_queue_enqueue_count": ("counter", ("queue",), "Work items enqueued"),
+    "choria_asyncjobs_queue_enqueue_error_count": ("counter", ("queue",), "Work items that failed to enqueue"),
+    "choria_asyncjobs_task_update_total": ("counter", ("state",), "Task records stored, by state"),
+    "choria_asyncjobs_task_update_error_total": ("counter", (), "Task records that failed to store"),
+    "choria_asyncjobs_election_campaigns": (
+        "counter",
+        ("election", "identity", "state"),
+        "Election campaigns, by state",
+    ),
+    "choria_asyncjobs_election_leader": ("gauge", ("election", "identity"), "1 while holding the election key"),
+    "choria_asyncjobs_election_interval_seconds": ("gauge", ("election", "identity"), "Campaign interval"),
+}
+OUR_NAMES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
+    "ajc_gitops_scheduler_fire_lag_seconds": ("histogram", (), "Seconds from the cron instant to the task stored"),
+    "ajc_gitops_scheduler_catchup_fires_total": ("counter", (), "Slots fired late after a leaderless gap"),
+    "ajc_gitops_scheduler_duplicate_fires_suppressed_total": (
+        "counter",
+        (),
+        "Fires rejected because the slot's task already existed",
+    ),
+    "ajc_gitops_scheduler_invalid_schedules_skipped_total": (
+        "counter",
+        ("reason",),
+        "Invalid schedule records skipped",
+    ),
+    "ajc_gitops_scheduler_invalid_schedules": ("gauge", ("reason",), "Invalid schedule records currently skipped"),
+}
+_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_log = logging.getLogger(__name__)
+
+
+class _Counters(Collector):
+    """Our counters: exact sample names (no ``_total`` appended, no ``_created`` series)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[tuple[str, ...], float]] = {}
+        self._specs = {n: s for n, s in {**GO_NAMES, **OUR_NAMES}.items() if s[0] == "counter"}
+
+    def inc(self, name: str, *labels: str, amount: float = 1.0) -> None:
+        assert len(labels) == len(self._specs[name][1]), name
+        with self._lock:
+            series = self._values.setdefault(name, {})
+            series[labels] = series.get(labels, 0.0) + amount
+
+    def value(self, name: str, *labels: str) -> float:
+        with self._lock:
+            return self._values.get(name, {}).get(labels, 0.0)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshot = {n: dict(v) for n, v in self._values.items()}
+        for name, (_, label_names, doc) in self._specs.items():
+            if name.endswith("_total"):
+                metric = Metric(name.removesuffix("_total"), doc, "counter")
+            else:
+                metric = Metric(name, doc, "counter")
+            unlabelled = not label_names
+            for labels, value in sorted(snapshot.get(name, {(): 0.0} if unlabelled else {}).items()):
+                metric.add_sample(name, dict(zip(label_names, labels, strict=True)), value)
+            yield metric
+
+
+class SchedulerMetrics:
+    """The scheduler's metrics; implements the election and follow observer protocols."""
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self._counters = _Counters()
+        self.registry.register(self._counters)
+        g = {n: s for n, s in {**GO_NAMES, **OUR_NAMES}.items() if s[0] == "gauge"}
+        self._gauges = {n: Gauge(n, doc, list(labels), registry=self.registry) for n, (_, labels, doc) in g.items()}
+        self._lag = Histogram(
+            "ajc_gitops_scheduler_fire_lag_seconds",
+            OUR_NAMES["ajc_gitops_scheduler_fire_lag_seconds"][2],
+            buckets=_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self._gauge("choria_asyncjobs_task_scheduler_paused").set(1)  # §8.16: present from start
+        self._gauge("choria_asyncjobs_task_scheduler_schedules_total").set(0)
+        self._election_gauge("choria_asyncjobs_election_leader").set(0)
+        self.invalid_schedules({})
+
+    def _gauge(self, name: str, *labels: str) -> Any:
+        gauge = self._gauges[name]
+        return gauge.labels(*labels) if labels else gauge
+
+    def _election_gauge(self, name: str) -> Any:
+        return self._gauge(name, ELECTION, self.identity)
+
+    # -- election (scheduler.election.ElectionObserver) ----------------------------------
+
+    def campaign(self, state: str) -> None:
+        self._counters.inc("choria_asyncjobs_election_campaigns", ELECTION, self.identity, state)
+
+    def leader(self, held: bool) -> None:
+        self._election_gauge("choria_asyncjobs_election_leader").set(1 if held else 0)
+
+    def paused(self, paused: bool) -> None:
+        self._gauge("choria_asyncjobs_task_scheduler_paused").set(1 if paused else 0)
+
+    def interval(self, seconds: float) -> None:
+        self._election_gauge("choria_asyncjobs_election_interval_seconds").set(seconds)
+
+    # -- follow (scheduler.follow.FollowObserver) ------------------------------------------
+
+    def schedules_loaded(self, count: int) -> None:
+        self._gauge("choria_asyncjobs_task_scheduler_schedules_total").set(count)
+
+    def schedule_skipped(self, reason: str) -> None:
+        self._counters.inc("ajc_gitops_scheduler_invalid_schedules_skipped_total", reason)
+
+    def invalid_schedules(self, counts: Mapping[str, int]) -> None:
+        for reason in (*SKIP_REASONS, *(r for r in counts if r not in SKIP_REASONS)):
+            self._gauge("ajc_gitops_scheduler_invalid_schedules", reason).set(counts.get(reason, 0))
+
+    # -- firing (scheduler.tasks / the runner) -----------------------------------------
+
+    def task_scheduled(self, task_type: str, queue: str) -> None:
+        self._counters.inc("choria_asyncjobs_task_scheduler_scheduled_count", task_type, queue)
+
+    def schedule_error(self, task_type: str, queue: str) -> None:
+        self._counters.inc("choria_asyncjobs_task_scheduler_schedule_error_count", task_type, queue)
+
+    def enqueued(self, queue: str) -> None:
+        self._counters.inc("choria_asyncjobs_queue_enqueue_count", queue)
+
+    def enqueue_error(self, queue: str) -> None:
+        self._counters.inc("choria_asyncjobs_queue_enqueue_error_count", queue)
+
+    def task_stored(self, state: str) -> None:
+        self._counters.inc("choria_asyncjobs_task_update_total", state)
+
+    def task_store_error(self) -> None:
+        self._counters.inc("choria_asyncjobs_task_update_error_total")
+
+    def fire_lag(self, seconds: float) -> None:
+        self._lag.observe(max(0.0, seconds))
+
+    def catchup_fire(self) -> None:
+        self._counters.inc("ajc_gitops_scheduler_catchup_fires_total")
+
+    def duplicate_suppressed(self) -> None:
+        self._counters.inc("ajc_gitops_scheduler_duplicate_fires_suppressed_total")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """One sample's current value (tests and the dev command)."""
+        return self.registry.get_sample_value(name, labels)
+
+    def render(self) -> bytes:
+        text = generate_latest(self.registry).decode()
+        for name, (kind, _, _) in GO_NAMES.items():
+            if kind == "counter" and not name.endswith("_total"):
+                # See the module docstring: Go's exposition has no ``_total`` here.
+                text = text.replace(f"# HELP {name}_total ", f"# HELP {name} ")
+                text = text.replace(f"# TYPE {name}_total counter", f"# TYPE {name} counter")
+        return text.encode()
+
+
+class MonitorServer:
+    """``/metrics``, ``/healthz`` (alive and NATS connected) and ``/readyz`` (schedules
+    loaded) on a stdlib HTTP server in a daemon thread, so a busy event loop cannot make
+    probes time out. ``port=0`` picks a free port (tests)."""
+
+    def __init__(
+        self,
+        metrics: SchedulerMetrics,
+        port: int,
+        *,
+        healthy: Callable[[], bool],
+        ready: Callable[[], bool],
+        host: str = "",  # Go listens on ":<port>", every interface
+    ) -> None:
+        routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
+            "/metrics": lambda: (200, CONTENT_TYPE_LATEST, metrics.render()),
+            "/healthz": lambda: _probe(healthy(), "NATS connected", "NATS not connected"),
+            "/readyz": lambda: _probe(ready(), "schedules loaded", "initial schedules not loaded"),
+        }
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                route = routes.get(self.path.split("?", 1)[0])
+                status, ctype, body = route() if route else (404, "text/plain", b"not found\n")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                _log.debug("monitor: " + format, *args)
+
+        self._server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="monitor", daemon=True)
+
+    def start(self) -> MonitorServer:
+        self._thread.start()
+        _log.info("monitor: serving /metrics, /healthz, /readyz on port %d", self.port)
+        return self
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def __enter__(self) -> MonitorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _probe(ok: bool, yes: str, no: str) -> tuple[int, str, bytes]:
+    return (200, "text/plain", f"ok: {yes}\n".encode()) if ok else (503, "text/plain", f"{no}\n".encode())
