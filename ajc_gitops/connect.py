@@ -188,7 +188,11 @@ def _split_servers(value: str, source: str) -> tuple[str, ...]:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise ConfigError(f"invalid {where}: {exc}") from exc
+            # urlsplit's text can quote part of a password: in nats://u:pa/ss@host the '/' ends
+            # the authority, so "pa" is read as the port. Never echo it when there is userinfo.
+            hint = "not a valid URL (give credentials with '/', '?' or '#' as --user/--password)"
+            reason = hint if "@" in s else str(exc)
+            raise ConfigError(f"invalid {where}: {reason}") from exc
         if parts.scheme.lower() not in _SCHEMES:
             raise ConfigError(f"invalid {where}: scheme must be nats, tls, ws or wss")
         if not parts.hostname or port == 0:
@@ -250,7 +254,9 @@ def _reason(exc: BaseException) -> str:
 
 def load_context(name: str, origin: str, base: Path) -> _Context:
     """Read and check ``<base>/context/<name>.json``; every problem is a ``ConfigError``."""
-    if not _CONTEXT_NAME_RE.match(name) or name.startswith("."):
+    # fullmatch: with match, "$" also accepts a trailing newline ("prod\n"), which Go's regexp
+    # rejects (found by tests/props/test_fuzz_inputs.py).
+    if not _CONTEXT_NAME_RE.fullmatch(name) or name.startswith("."):
         raise ConfigError(
             f"invalid NATS context name {name!r} (from {origin}): use letters, digits, '_', '-', '.' or '@'"
         )
@@ -340,14 +346,22 @@ def resolve_connect_options(
         ctx_tls_first = cv.get("tls_first", False)
         tls_first = ctx_tls_first if isinstance(ctx_tls_first, bool) else False
 
+    def origin(flag: str | None, flag_name: str, ctx_key: str) -> str:
+        """Where a value came from, so an error says which file or flag to fix."""
+        return flag_name if flag else f"{ctx.path if ctx is not None else 'context'} {ctx_key}"
+
     js_domain = pick(flags.js_domain, None, "jetstream_domain")
-    if js_domain is not None and not _DOMAIN_RE.match(js_domain):
-        raise ConfigError(f"invalid JetStream domain {js_domain!r}: use letters, digits, _ or -")
+    if js_domain is not None and not _DOMAIN_RE.fullmatch(js_domain):
+        where = origin(flags.js_domain, "--js-domain", "jetstream_domain")
+        raise ConfigError(f"invalid JetStream domain {js_domain!r} ({where}): use letters, digits, _ or -")
     js_api_prefix = pick(flags.js_api_prefix, None, "jetstream_api_prefix")
     inbox_prefix = pick(flags.inbox_prefix, None, "inbox_prefix")
-    for label, subject in (("JetStream API prefix", js_api_prefix), ("inbox prefix", inbox_prefix)):
-        if subject is not None and not _SUBJECT_RE.match(subject):
-            raise ConfigError(f"invalid {label} {subject!r}: it must be a NATS subject")
+    for label, subject, where in (
+        ("JetStream API prefix", js_api_prefix, origin(flags.js_api_prefix, "--js-api-prefix", "jetstream_api_prefix")),
+        ("inbox prefix", inbox_prefix, origin(flags.inbox_prefix, "--inbox-prefix", "inbox_prefix")),
+    ):
+        if subject is not None and not _SUBJECT_RE.fullmatch(subject):
+            raise ConfigError(f"invalid {label} {subject!r} ({where}): it must be a NATS subject")
 
     return ConnectOptions(
         servers=servers or (DEFAULT_SERVER,),
