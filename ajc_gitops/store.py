@@ -421,42 +421,58 @@ class Store:
             kwargs["inbox_prefix"] = options.inbox_prefix
         _check_files(options)
         tls = _tls_context(options)
-        nc = NATSClient()
-        try:
-            with map_nats_errors(desc, "connect"):
-                try:
-                    await asyncio.wait_for(
-                        nc.connect(
-                            servers=list(options.servers),
-                            name="ajc-gitops",
-                            error_cb=error_cb,
-                            allow_reconnect=reconnect,
-                            # >0 so nats-py drops a server after 2 attempts; reconnect mode
-                            # keeps trying forever once connected.
-                            max_reconnect_attempts=-1 if reconnect else 1,
-                            reconnect_time_wait=1 if reconnect else 0,
-                            connect_timeout=max(1, int(options.timeout_s + 0.999)),
-                            dont_randomize=True,
-                            tls=tls,
-                            tls_handshake_first=options.tls_first,
-                            **kwargs,
-                        ),
-                        options.timeout_s,
-                    )
-                except (TimeoutError, nats.errors.NoServersError) as exc:
-                    # The cause (refused, auth...) went to the error callback.
-                    cause = errors.last() or "timed out"
-                    if cause == "timed out":
-                        cause = f"timed out after {options.timeout_s:g}s"
-                    if _is_auth_text(cause):
-                        raise nats.errors.Error(cause) from exc
-                    raise ConnectError(f"{desc}: cannot connect: {cause.removeprefix('nats: ')}") from exc
-            store = cls(nc, options, errors)
-            await store._check_jetstream()
-        except BaseException:
-            await cls._close_quietly(nc)
-            raise
-        return store
+        # Without reconnect, nats-py gives up on the first server that accepts TCP but never
+        # sends INFO (a paused node, a half-open partition) instead of trying the next URL:
+        # so each URL is tried on its own, with its share of the timeout
+        # (tests/faults/test_cluster_faults.py).
+        servers = list(options.servers)
+        groups = [servers] if reconnect or len(servers) < 2 else [[url] for url in servers]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + options.timeout_s
+        for index, group in enumerate(groups):
+            last = index == len(groups) - 1
+            share = max(deadline - loop.time(), 0.05) / (len(groups) - index)
+            nc = NATSClient()
+            try:
+                with map_nats_errors(desc, "connect"):
+                    try:
+                        await asyncio.wait_for(
+                            nc.connect(
+                                servers=group,
+                                name="ajc-gitops",
+                                error_cb=error_cb,
+                                allow_reconnect=reconnect,
+                                # >0 so nats-py drops a server after 2 attempts; reconnect mode
+                                # keeps trying forever once connected.
+                                max_reconnect_attempts=-1 if reconnect else 1,
+                                reconnect_time_wait=1 if reconnect else 0,
+                                # Whole seconds (nats-py's type); wait_for below bounds it to ``share``.
+                                connect_timeout=max(1, int(share + 0.999)),
+                                dont_randomize=True,
+                                tls=tls,
+                                tls_handshake_first=options.tls_first,
+                                **kwargs,
+                            ),
+                            share,
+                        )
+                    except (TimeoutError, nats.errors.NoServersError) as exc:
+                        if not last:
+                            await cls._close_quietly(nc)
+                            continue
+                        # The cause (refused, auth...) went to the error callback.
+                        cause = errors.last() or "timed out"
+                        if cause == "timed out":
+                            cause = f"timed out after {options.timeout_s:g}s"
+                        if _is_auth_text(cause):
+                            raise nats.errors.Error(cause) from exc
+                        raise ConnectError(f"{desc}: cannot connect: {cause.removeprefix('nats: ')}") from exc
+                store = cls(nc, options, errors)
+                await store._check_jetstream()
+            except BaseException:
+                await cls._close_quietly(nc)
+                raise
+            return store
+        raise AssertionError("unreachable: the last server either connects or raises")  # pragma: no cover
 
     @staticmethod
     async def _close_quietly(nc: NATSClient) -> None:
@@ -592,8 +608,24 @@ class Store:
                 if isinstance(cause, nats.js.errors.APIError) and (cause.err_code == _ERR_STREAM_NAME_IN_USE):
                     continue
                 raise
+            await self._wait_for_leader(stream)
             created.append(bucket)
         return created
+
+    async def _wait_for_leader(self, stream: str) -> None:
+        """A new replicated stream takes writes only once its group has elected a leader, and
+        STREAM.CREATE can answer before that: the first writes of an apply that had just created
+        R3 buckets then met "no responders" (tests/faults/test_cluster_faults.py)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while True:
+            info = await self._api_request(f"STREAM.INFO.{stream}", None, what=f"stream {stream}")
+            cluster = info.get("cluster")
+            if not isinstance(cluster, dict) or cluster.get("leader"):
+                return
+            if loop.time() >= deadline:
+                raise StoreError(f"{self.server}: stream {stream} has no leader {self._timeout:g}s after creating it")
+            await asyncio.sleep(0.05)  # a remote condition: nothing to await but the next answer
 
     async def stream_info_summary(self, bucket: str = CONFIG_BUCKET) -> StreamSummary:
         stream = f"KV_{bucket}"
@@ -732,7 +764,8 @@ class Store:
         return await self._kv_publish(bucket, key, b"", headers, "purge")
 
     async def put_raw(self, key: str, value: bytes, *, bucket: str = CONFIG_BUCKET) -> int:
-        """Unconditional Put. Tests and benchmarks only: contract §0.3 forbids it for schedules."""
+        """Unconditional Put. Never for schedules (contract §0.3): tests, benchmarks, and keys
+        with a single writer such as a scheduler's own member marker (``store_group.py``)."""
         return await self._kv_publish(bucket, key, value, {}, "put")
 
     async def write_many(

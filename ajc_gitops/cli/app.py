@@ -209,11 +209,60 @@ def dev(
         list[Path] | None,
         typer.Argument(help="Manifest files or directories (default: examples/schedules/).", show_default=False),
     ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Stop after apply and the second plan: no scheduler (tests, CI).")
+    ] = False,
 ) -> None:
-    """Validate, plan and apply on an embedded nats-server (store in .ajc-gitops/), then plan again."""
+    """Validate, plan and apply on an embedded nats-server (store in .ajc-gitops/), plan again, then
+    run a scheduler and show the tasks it creates until Ctrl-C."""
     from ajc_gitops.commands import dev as command
 
-    raise typer.Exit(command.run(paths or []))
+    raise typer.Exit(command.run(paths or [], once=once))
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+@connection_options
+def scheduler(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME",
+            envvar="AJC_SCHEDULER_NAME",
+            help="This member's name in the leader election, unique in the group (env AJC_SCHEDULER_NAME).",
+            show_default=False,
+        ),
+    ] = None,
+    monitor: Annotated[
+        int | None,
+        typer.Option(
+            "--monitor", metavar="PORT", help="Serve /metrics, /healthz and /readyz on this port.", show_default=False
+        ),
+    ] = None,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", help="Log format on stderr.")] = LogFormat.text,
+    catchup_window: Annotated[
+        str | None,
+        typer.Option(
+            "--catchup-window",
+            metavar="DURATION",
+            help="How far back a new leader fires missed slots, e.g. 90s or 10m; 0 disables "
+            "(default: the schedule's deadline, else 5m).",
+            show_default=False,
+        ),
+    ] = None,
+    *,
+    connect: ConnectFlags,
+) -> None:
+    """Run a leader-electing scheduler for the stored schedules: a drop-in for `ajc task cron scheduler`."""
+    from ajc_gitops.commands import scheduler as command
+
+    raise typer.Exit(
+        command.run(name, connect=connect, monitor=monitor, log_format=log_format.value, catchup_window=catchup_window)
+    )
 
 
 def _debug_requested(argv: list[str]) -> bool:

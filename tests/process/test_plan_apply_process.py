@@ -161,14 +161,14 @@ def test_saved_plan_applies_and_export_round_trips(nats_server, tmp_path):
 
 def test_dev_runs_the_main_job_end_to_end(tmp_path):
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    done = run("dev", cwd=tmp_path)
+    done = run("dev", "--once", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Plan: 7 to add, 0 to change, 0 to destroy." in done.stdout
     assert "Apply complete: 7 added, 0 changed, 0 destroyed." in done.stdout
     assert done.stdout.count("No changes.") == 1
     assert "NATS_URL=nats://127.0.0.1:" in done.stdout
     assert (tmp_path / ".ajc-gitops" / "store").is_dir()
-    second = run("dev", cwd=tmp_path)  # the store persists: nothing left to do
+    second = run("dev", "--once", cwd=tmp_path)  # the store persists: nothing left to do
     assert second.returncode == 0 and "Nothing to apply." in second.stdout
 
 

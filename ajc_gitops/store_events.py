@@ -1,0 +1,61 @@
+"""asyncjobs task_state events as they are published (contract §4.4 step 2), for ``dev``.
+
+A sibling of ``store.py`` (to be folded into a ``store`` package): the subscription is the
+only nats-py object here and never leaves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+
+from ajc_gitops.store import Store
+
+__all__ = ["TaskEvent", "task_events"]
+
+_SUBJECT = "CHORIA_AJ.E.task_state.>"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    task_id: str
+    state: str
+    task_type: str
+    queue: str
+    last_error: str
+
+
+def _decode(data: bytes) -> TaskEvent | None:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    return TaskEvent(*(str(body.get(k) or "") for k in ("task_id", "state", "task_type", "queue", "last_error")))
+
+
+async def task_events(store: Store) -> AsyncGenerator[TaskEvent, None]:
+    """Every task_state event from now on, until the caller stops iterating (use aclosing)."""
+    queue: asyncio.Queue[TaskEvent] = asyncio.Queue()
+
+    async def on_msg(msg: Msg) -> None:
+        event = _decode(msg.data)
+        if event is not None:
+            queue.put_nowait(event)
+
+    nc, guard = store._raw_connection("subscribe to task events", _SUBJECT)
+    with guard:
+        sub = await nc.subscribe(_SUBJECT, cb=on_msg)
+        await nc.flush()
+    try:
+        while True:
+            yield await queue.get()
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

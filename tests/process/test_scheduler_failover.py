@@ -1,0 +1,196 @@
+"""`ajc-gitops scheduler` as real processes: two and three members, the leader killed with
+SIGKILL or stopped with SIGTERM, and a 3-node JetStream cluster losing a node. Tasks are
+counted per (schedule, slot) from the tasks stream: none missing inside the catch-up
+window, none duplicated. SIGTERM exits 0 within a few seconds and hands over faster than
+the TTL (contract §5, fixing §8.14).
+
+Elections use a short-TTL bucket (tests/scheduler_support.py); a SIGKILL failover then takes
+at most TTL + 2 x interval = 10 s instead of Go's 25 s."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ajc_gitops.embedded import free_ports
+from ajc_gitops.scheduler.runner import SHORT_TTL_ENV
+from tests.scheduler_support import (
+    SHORT_TTL,
+    assert_exactly_once,
+    holder_now,
+    prepare,
+    put_schedule,
+    read_tasks,
+    slot_of,
+)
+from tests.scheduler_support import record as schedule_record
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+NS = 1_000_000_000
+TYPES = ("t:s1", "t:s2")
+
+
+class Member:
+    def __init__(self, name: str, url: str, log_dir: Path) -> None:
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self.monitor = free_ports(1)[0]
+        env = {**os.environ, SHORT_TTL_ENV: "1", "NO_COLOR": "1", "AJC_SCHEDULER_NAME": name}
+        env.pop("NATS_URL", None)
+        cmd = [
+            sys.executable,
+            "-m",
+            "ajc_gitops",
+            "scheduler",
+            "-s",
+            url,
+            "--log-format",
+            "json",
+            "--catchup-window",
+            "5m",
+        ]
+        with self.log.open("w") as err:
+            self.proc = subprocess.Popen(
+                [*cmd, "--monitor", str(self.monitor)],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+            )
+
+    def probe(self, path: str) -> int:
+        try:
+            return int(urllib.request.urlopen(f"http://127.0.0.1:{self.monitor}{path}", timeout=2).status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    def stderr(self) -> str:
+        return self.log.read_text()
+
+    def check_logs(self) -> None:
+        text = self.stderr()
+        assert "Traceback" not in text, text
+        for line in text.splitlines():
+            json.loads(line)  # --log-format json: one object per line
+
+    def stop(self, timeout: float = 5.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def setup_group(url: str) -> None:
+    asyncio.run(prepare(url))
+    now = time.time_ns()
+    for t in TYPES:
+        name = t.removeprefix("t:")
+        asyncio.run(put_schedule(url, name, schedule_record(name, "@every 1s", created_ns=now)))
+
+
+def tasks_now(url: str) -> list[dict]:
+    return asyncio.run(read_tasks(url))
+
+
+def fired_after(url: str, instant: float, n: int = 2) -> bool:
+    """Every schedule has fired ``n`` slots after ``instant``."""
+    tasks = tasks_now(url)
+    return all(sum(1 for t in tasks if t["type"] == tt and slot_of(t) > instant) >= n for tt in TYPES)
+
+
+@pytest.mark.parametrize(("members", "how"), [(2, "SIGKILL"), (3, "SIGTERM"), (2, "SIGTERM"), (3, "SIGKILL")])
+def test_leader_failover_misses_and_duplicates_nothing(nats_server, tmp_path, wait_until, members, how):
+    url = nats_server.url
+    setup_group(url)
+    group = {f"py-{i}": Member(f"py-{i}", url, tmp_path) for i in range(members)}
+    try:
+        leader = wait_until(lambda: holder_now(url) in group and holder_now(url), timeout=4 * SHORT_TTL)
+        wait_until(lambda: fired_after(url, time.time() - 30, 2), timeout=10, what="first fires")
+        stopped_at = time.time()
+        if how == "SIGKILL":
+            group[leader].proc.kill()
+            group[leader].proc.wait()
+        else:
+            group[leader].proc.send_signal(signal.SIGTERM)
+            assert group[leader].proc.wait(4) == 0  # exits 0 within a few seconds
+            assert time.time() - stopped_at < 3
+        new = wait_until(lambda: (h := holder_now(url)) not in (None, leader) and h, timeout=4 * SHORT_TTL)
+        handover = time.time() - stopped_at
+        assert new in group
+        assert (group[new].probe("/healthz"), group[new].probe("/readyz")) == (200, 200)
+        if how == "SIGTERM":
+            # Released with a Delete: the next candidate tick takes it, no waiting for the TTL.
+            assert handover < SHORT_TTL, f"handover took {handover:.1f}s"
+        wait_until(lambda: fired_after(url, stopped_at + handover, 2), timeout=15, what="fires after the handover")
+    finally:
+        codes = {name: m.stop() for name, m in group.items() if m.proc.poll() is None}
+    assert all(code == 0 for code in codes.values()), codes
+    for m in group.values():
+        m.check_logs()
+    tasks = tasks_now(url)
+    for tt in TYPES:
+        slots = assert_exactly_once(tasks, tt)
+        assert slots[0] < stopped_at - 1 and slots[-1] > stopped_at + handover, (tt, slots)
+
+
+def test_three_node_cluster_with_one_node_stopped(nats_cluster, tmp_path, wait_until):
+    url = nats_cluster.urls
+    asyncio.run(prepare(url, replicas=3))
+    now = time.time_ns()
+    for t in TYPES:
+        name = t.removeprefix("t:")
+        asyncio.run(put_schedule(url, name, schedule_record(name, "@every 1s", created_ns=now)))
+    group = {f"py-{i}": Member(f"py-{i}", url, tmp_path) for i in range(2)}
+    try:
+        wait_until(lambda: holder_now(url) in group, timeout=4 * SHORT_TTL)
+        wait_until(lambda: fired_after(url, time.time() - 30, 2), timeout=10, what="first fires")
+        stopped_at = time.time()
+        nats_cluster.servers[0].stop()  # the node every member connected to first
+        url = ",".join(s.url for s in nats_cluster.servers[1:])
+        wait_until(lambda: fired_after(url, stopped_at + 2, 3), timeout=30, what="fires with a node down")
+    finally:
+        codes = {name: m.stop(timeout=8) for name, m in group.items()}
+    assert all(code == 0 for code in codes.values()), codes
+    for m in group.values():
+        m.check_logs()
+    tasks = tasks_now(url)
+    for tt in TYPES:
+        slots = assert_exactly_once(tasks, tt)
+        assert slots[0] < stopped_at and slots[-1] > stopped_at + 2
+
+
+def test_second_interrupt_forces_exit_while_shutdown_hangs(nats_server, tmp_path, wait_until):
+    url = nats_server.url
+    setup_group(url)
+    member = Member("py-0", url, tmp_path)
+    try:
+        wait_until(lambda: holder_now(url) == "py-0", timeout=4 * SHORT_TTL)
+        nats_server.pause()  # the release and the close now hang on the server
+        member.proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "shutting down" in member.stderr(), timeout=5)
+        member.proc.send_signal(signal.SIGINT)
+        forced = time.monotonic()
+        assert member.proc.wait(5) == 130
+        assert time.monotonic() - forced < 2
+    finally:
+        nats_server.resume()
+        if member.proc.poll() is None:
+            member.proc.kill()
+    assert "Traceback" not in member.stderr()
+
+
+def test_unreachable_server_is_one_line_and_exit_1(tmp_path):
+    member = Member("py-0", "nats://127.0.0.1:1", tmp_path)
+    assert member.proc.wait(30) == 1
+    lines = [line for line in member.stderr().splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot connect" in lines[0], lines
