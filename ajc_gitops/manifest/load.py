@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,29 +80,52 @@ class LoadResult:
         return tuple(p for p in self.problems if p.is_error)
 
 
-def find_manifest_files(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-    """Files named on the command line are taken as they are; directories are walked for
-    *.yaml and *.yml, skipping hidden directories such as .git. Returns (files, missing)."""
+def find_manifest_files(paths: Sequence[Path]) -> tuple[list[Path], list[Path], list[Problem]]:
+    """Files named on the command line are taken as they are (a symlink named there is the
+    user's choice); directories are walked for *.yaml and *.yml, skipping hidden directories
+    such as .git. Returns (files, missing, problems).
+
+    A walk never follows a symlink, to a file or a directory: a manifest directory comes from
+    a repository anyone can send a pull request to, and a link to ``~/.config/nats`` or
+    ``/etc`` must not be read and quoted into a plan comment. Each one is an error rather
+    than skipped, because a silently skipped file would look like deleted schedules to
+    ``apply --prune``. Python 3.11's ``rglob`` followed file links but not directory links.
+    """
     found: list[Path] = []
     missing: list[Path] = []
+    problems: list[Problem] = []
     for path in paths:
         if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                relative = candidate.relative_to(path).parts
-                if any(part.startswith(".") for part in relative[:-1]):
-                    continue
-                if candidate.suffix in MANIFEST_SUFFIXES and candidate.is_file():
-                    found.append(candidate)
+            walked: list[Path] = []
+            for parent, dirs, names in os.walk(path, followlinks=False):
+                here = Path(parent)
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                links = [here / d for d in dirs if (here / d).is_symlink()]
+                links += [here / n for n in names if Path(n).suffix in MANIFEST_SUFFIXES and (here / n).is_symlink()]
+                problems += [
+                    Problem(
+                        Location(str(link)),
+                        f"symlink to {os.readlink(link)!r}, not followed inside a manifest directory; "
+                        "name its target on the command line, or replace the link with the file",
+                    )
+                    for link in links
+                ]
+                walked += [
+                    here / n
+                    for n in names
+                    if Path(n).suffix in MANIFEST_SUFFIXES and not (here / n).is_symlink() and (here / n).is_file()
+                ]
+            found += sorted(walked)
         elif path.exists():
             found.append(path)
         else:
             missing.append(path)
-    return found, missing
+    return found, missing, problems
 
 
 def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
-    files, missing = find_manifest_files(paths)
-    problems = [
+    files, missing, problems = find_manifest_files(paths)
+    problems += [
         Problem(Location(str(path)), "no such file or directory; pass manifest files or directories")
         for path in missing
     ]

@@ -213,8 +213,22 @@ def load_documents(path: Path, display: str) -> tuple[list[Document], list[Probl
         where = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
         what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         problems.append(Problem(where, f"invalid YAML: {what}; fix the YAML at this position"))
+    except yaml.reader.ReaderError as exc:
+        # Not a MarkedYAMLError: its str() is two lines naming "<unicode string>" (found by
+        # tests/props/test_fuzz_inputs.py), so place it ourselves.
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        problems.append(
+            Problem(
+                Location(display, line, col),
+                f"invalid YAML: character {char} is not allowed in YAML ({exc.reason}); remove it",
+            )
+        )
     except yaml.YAMLError as exc:
-        problems.append(Problem(Location(display), f"YAML error: {exc}"))
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        problems.append(Problem(Location(display), f"YAML error: {first}"))
     except RecursionError:
         problems.append(Problem(Location(display), "YAML nested too deeply to read"))
     return documents, problems
