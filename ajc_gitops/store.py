@@ -436,8 +436,8 @@ class Store:
             try:
                 with map_nats_errors(desc, "connect"):
                     try:
-                        await asyncio.wait_for(
-                            nc.connect(
+                        async with asyncio.timeout(share):
+                            await nc.connect(
                                 servers=group,
                                 name="ajc-gitops",
                                 error_cb=error_cb,
@@ -446,15 +446,13 @@ class Store:
                                 # keeps trying forever once connected.
                                 max_reconnect_attempts=-1 if reconnect else 1,
                                 reconnect_time_wait=1 if reconnect else 0,
-                                # Whole seconds (nats-py's type); wait_for below bounds it to ``share``.
+                                # Whole seconds (nats-py's type); the timeout above bounds it to ``share``.
                                 connect_timeout=max(1, int(share + 0.999)),
                                 dont_randomize=True,
                                 tls=tls,
                                 tls_handshake_first=options.tls_first,
                                 **kwargs,
-                            ),
-                            share,
-                        )
+                            )
                     except (TimeoutError, nats.errors.NoServersError) as exc:
                         if not last:
                             await cls._close_quietly(nc)
@@ -479,7 +477,8 @@ class Store:
         # Bounded: after a failed TLS upgrade (wrong CA) nats-py's close() waits forever on
         # the replaced plain transport (nats.py #718); the socket is already closed then.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await nc.close()
 
     async def _check_jetstream(self) -> None:
         """Fail at open, not at the first write, when JetStream is off for this account."""
@@ -539,8 +538,20 @@ class Store:
     async def _kv_publish(self, bucket: str, key: str, value: bytes, headers: dict[str, str], what: str) -> int:
         _check_key(key)
         subject = f"$KV.{bucket}.{key}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         with self._guard(f"{what} {key}", subject):
-            msg = await self._nc.request(subject, value, timeout=self._timeout, headers=headers)
+            while True:
+                try:
+                    msg = await self._nc.request(subject, value, timeout=self._timeout, headers=headers)
+                    break
+                except nats.errors.NoRespondersError:
+                    # In a cluster the stream's subjects reach every server a moment after a new
+                    # stream (or a new leader) is ready; nothing stored the message, so resending
+                    # is safe until the timeout.
+                    if loop.time() >= deadline:
+                        raise
+                    await asyncio.sleep(0.05)
             reply = _decode_reply(msg)
         seq = reply.get("seq")
         if not isinstance(seq, int):
@@ -720,7 +731,8 @@ class Store:
                 while not done.is_set():
                     before = len(latest)
                     try:
-                        await asyncio.wait_for(done.wait(), self._timeout)
+                        async with asyncio.timeout(self._timeout):
+                            await done.wait()
                     except TimeoutError:
                         if len(latest) != before:
                             continue  # slow but moving

@@ -222,7 +222,8 @@ class _Pipeline:
         oldest = next(iter(self._pending.values()), None)
         delay = self._timeout if oldest is None else max(oldest - time.monotonic(), 0.0)
         try:
-            await asyncio.wait_for(self._progress.wait(), delay + 0.001)
+            async with asyncio.timeout(delay + 0.001):
+                await self._progress.wait()
         except TimeoutError:
             await self._expire()
 

@@ -186,7 +186,8 @@ class FireLoop:
             self._mark_progress(now_ns)
             delay = self._next_wake_ns(now_ns)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(delay / NANOS_PER_SECOND, MAX_SLEEP_S))
+                async with asyncio.timeout(min(delay / NANOS_PER_SECOND, MAX_SLEEP_S)):
+                    await self._wake.wait()
         _log.info("stopped firing: no longer the leader")
         self.idle.clear()
         self._progress = None

@@ -185,8 +185,13 @@ class SchedulerService:
             _log.info("shutting down: stop firing, release the election key")
             firing.cancel()  # stop creating tasks now (a half-enqueued task is repaired, store_tasks)
             await elector.release()  # revision-guarded Delete (contract §5)
-            for task in others:
-                task.cancel()
+            # nats-py awaits through asyncio.wait_for, which on Python 3.11 can swallow a
+            # cancellation (CPython gh-86296): cancel again until every loop has stopped.
+            tasks = [firing, *others]
+            while pending := [task for task in tasks if not task.done()]:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=0.5)
 
     def _wake(self) -> None:
         if self.fire is not None:  # election transitions wake the fire loop
