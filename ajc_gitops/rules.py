@@ -45,34 +45,41 @@ def name_problem(name: str) -> str | None:
             f"name {name!r} contains '.': it would split the KV key scheduled_tasks.<name> into "
             "more tokens, so schedulers watching scheduled_tasks.* never see it; use '_' or '-'"
         )
-    position, char = _first_bad_char(name, NAME_RE)
-    return (
-        f"name {name!r} has {char!r} at position {position}: schedule names may use only "
-        "letters A-Z a-z, digits, '_' and '-' (asyncjobs name and NATS KV key rules)"
+    return _charset_problem(
+        "name",
+        name,
+        NAME_RE,
+        "schedule names may use only letters A-Z a-z, digits, '_' and '-' (asyncjobs name and NATS KV key rules)",
     )
+
+
+def _charset_problem(label: str, value: str, allowed: re.Pattern[str], rule: str) -> str | None:
+    """Which character of ``value`` breaks ``allowed``, and the rule that forbids it."""
+    if allowed.fullmatch(value):
+        return None
+    position, char = _first_bad_char(value, allowed)
+    return f"{label} {value!r} has {char!r} at position {position}: {rule}"
 
 
 def task_type_problem(task_type: str) -> str | None:
     if not task_type:
         return "task_type is required"
-    if TASK_TYPE_RE.fullmatch(task_type):
-        return None
-    position, char = _first_bad_char(task_type, TASK_TYPE_RE)
-    return (
-        f"task_type {task_type!r} has {char!r} at position {position}: asyncjobs task types "
-        "must match ^[a-zA-Z0-9_:-]+$ (Go: task type is invalid)"
+    return _charset_problem(
+        "task_type",
+        task_type,
+        TASK_TYPE_RE,
+        "asyncjobs task types must match ^[a-zA-Z0-9_:-]+$ (Go: task type is invalid)",
     )
 
 
 def queue_problem(queue: str) -> str | None:
     if not queue:
         return "queue name is required"
-    if QUEUE_RE.fullmatch(queue):
-        return None
-    position, char = _first_bad_char(queue, QUEUE_RE)
-    return (
-        f"queue {queue!r} has {char!r} at position {position}: it becomes the stream name "
-        "CHORIA_AJ_Q_<queue> and a subject token, so use only letters, digits, '_' and '-'"
+    return _charset_problem(
+        "queue",
+        queue,
+        QUEUE_RE,
+        "it becomes the stream name CHORIA_AJ_Q_<queue> and a subject token, so use only letters, digits, '_' and '-'",
     )
 
 
