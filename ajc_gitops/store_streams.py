@@ -184,3 +184,5 @@ async def publish_leader_elected(
     nc, guard = store._raw_connection("publish leader_elected event", subject)
     with guard:
         await nc.publish(subject, body)
+        # A core publish only sits in the client's buffer; flush so "published" means sent.
+        await nc.flush(timeout=max(1, int(store._timeout)))

@@ -197,7 +197,8 @@ async def test_stalled_watch_is_recreated(nats_server, async_wait_until):
 
 
 async def test_cluster_node_stopped_rewatches_on_another_node(nats_cluster, async_wait_until):
-    options = ConnectOptions(servers=tuple(nats_cluster.urls.split(",")), timeout_s=2.0)
+    # 5 s: creating R3 buckets on a fresh cluster can take seconds on a loaded 2-core machine.
+    options = ConnectOptions(servers=tuple(nats_cluster.urls.split(",")), timeout_s=5.0)
     async with Store.open(options, reconnect=True) as store:
         await store.ensure_buckets(replicas=3)
         await store.create(key("before"), record("before"), tombstone_revision=None)
