@@ -117,6 +117,7 @@ class _Reply:
     err_code: int | None = None
     text: str = ""
     body: dict[str, Any] | None = None
+    no_responders: bool = False
 
 
 def _jsm_error_text(err: dict[str, Any]) -> str:
@@ -132,7 +133,7 @@ def _jsm_error_text(err: dict[str, Any]) -> str:
 def _parse_reply(msg: Msg) -> _Reply:
     """A PubAck or JetStream API reply, classified the way Go's ``EnqueueTask`` sees it."""
     if msg.headers and msg.headers.get("Status") == "503":
-        return _Reply(False, text=NO_RESPONDERS)
+        return _Reply(False, text=NO_RESPONDERS, no_responders=True)
     data = msg.data
     plain = _PLAIN_PUBACK.fullmatch(data)
     if plain is not None:  # the common case, without json.loads (about 20% of a fire's CPU)
@@ -156,6 +157,12 @@ def _parse_reply(msg: Msg) -> _Reply:
 # A PubAck as nats-server writes it; anything else goes through json.loads.
 _PLAIN_PUBACK = re.compile(rb'\{"stream":"[^"\\]*",(?:"domain":"[^"\\]*",)?"seq":([0-9]+)(,"duplicate":true)?\}')
 
+# A task store answered "no responders" is retried (nothing was stored, so a resend is safe)
+# for up to one request timeout: a replicated stream that was just created, or whose leader
+# is moving, has no subscriber for a moment, and every fire sent in that moment would fail.
+_RETRY_FIRST_DELAY = 0.02
+_RETRY_MAX_DELAY = 0.32
+
 # Stages of one task; each has at most one request outstanding.
 _TASK, _QUEUE, _QERR, _CHECK, _REPAIR, _DONE = range(6)
 
@@ -175,6 +182,8 @@ class _Pipeline:
         self._stored: list[int | None] = [None] * n
         self._last_errs: dict[int, str] = {}
         self._repaired: set[int] = set()
+        self._store_retries: dict[int, tuple[float, float]] = {}  # index -> (first try, next delay)
+        self._retrying: set[asyncio.Task[None]] = set()
         self._pending: dict[int, float] = {}  # task index -> monotonic deadline, oldest first
         # The window is a counter and an event rather than a Semaphore: waiting on an Event
         # can be cut short by a timeout without ever losing a permit.
@@ -212,6 +221,8 @@ class _Pipeline:
             while self._remaining:
                 await self._wait()
         finally:
+            for retry in self._retrying:
+                retry.cancel()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         return [o if o is not None else self._fail(i, "not sent") for i, o in enumerate(self._out)]
@@ -296,6 +307,8 @@ class _Pipeline:
                 await self._event(task)
                 await self._send(i, _QUEUE, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
                                  {_MSG_ID: task.id})  # fmt: skip
+            elif reply.no_responders and self._retry_store_later(i):
+                pass
             elif reply.err_code in _ERR_WRONG_LAST_SEQUENCE:
                 body = json.dumps({"last_by_subj": TASK_SUBJECT.format(task.id)}).encode()
                 await self._send(i, _CHECK, f"{self._store.api_prefix}.STREAM.MSG.GET.{TASKS_STREAM}", body, {})
@@ -326,6 +339,25 @@ class _Pipeline:
             else:  # as step 4 would have done had the earlier attempt lived
                 self._repaired.add(i)
                 await self._queue_failed(i, reply.text)
+
+    def _retry_store_later(self, i: int) -> bool:
+        """Resend step 1 after a backoff, unless this task has been retried for a timeout."""
+        now = time.monotonic()
+        first, delay = self._store_retries.get(i, (now, _RETRY_FIRST_DELAY))
+        if now + delay - first > self._timeout:
+            return False
+        self._store_retries[i] = (first, min(delay * 2, _RETRY_MAX_DELAY))
+        retry = asyncio.create_task(self._store_again(i, delay))
+        self._retrying.add(retry)
+        retry.add_done_callback(self._retrying.discard)
+        return True
+
+    async def _store_again(self, i: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._stage[i] == _TASK and i not in self._pending:
+            task = self._tasks[i]
+            await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {
+                _EXPECTED_LAST_SUBJECT_SEQ: "0"})  # fmt: skip
 
     async def _queue_failed(self, i: int, last_err: str) -> None:
         """§4.4 step 4: re-store the task as ``queue_error`` on top of the step-1 record."""

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -311,10 +313,31 @@ async def test_unanswered_work_item_is_a_queue_error_after_the_timeout(nats_serv
 async def test_missing_tasks_stream_is_an_error_and_nothing_else(nats_server):
     async with connected(nats_server.url) as (store, nc):
         await ensure_queue(store, QueueSpec("EMAIL"))
-        [outcome] = await enqueue_many(store, [fire()])
+        [outcome] = await enqueue_many(store, [fire()], timeout=0.5)
         queue = await nc.jetstream().stream_info("CHORIA_AJ_Q_EMAIL")
     assert outcome.status == "error" and NO_RESPONDERS in (outcome.error or "")
     assert queue.state.messages == 0
+
+
+async def test_a_tasks_stream_without_a_responder_yet_is_retried(nats_server, async_wait_until):
+    # As for a replicated stream that was just created or whose leader is moving: the first
+    # stores are answered "no responders"; they are sent again until the stream answers.
+    def messages_in() -> int:
+        with urllib.request.urlopen(nats_server.monitor_url + "/varz", timeout=2) as resp:
+            return int(json.load(resp)["in_msgs"])
+
+    async with connected(nats_server.url) as (store, nc):
+        await ensure_queue(store, QueueSpec("EMAIL"))
+        before = messages_in()
+        enqueue = asyncio.create_task(enqueue_many(store, [fire()], timeout=10))
+        # Two publishes with no stream behind them: the first store and at least one retry.
+        await async_wait_until(lambda: messages_in() >= before + 2, what="a retried task store")
+        assert not enqueue.done()
+        await ensure_task_streams(store)
+        [outcome] = await enqueue
+        queue = await nc.jetstream().stream_info("CHORIA_AJ_Q_EMAIL")
+    assert (outcome.status, outcome.error) == ("enqueued", None)
+    assert queue.state.messages == 1
 
 
 async def test_unanswered_requests_time_out(nats_server):
@@ -408,5 +431,5 @@ async def test_replicated_streams_on_a_cluster(nats_cluster):
         again = await enqueue_many(store, tasks)
         config = (await api(nc, "STREAM.INFO.CHORIA_AJ_TASKS"))["config"]
     assert config["num_replicas"] == 3
-    assert {o.status for o in outcomes} == {"enqueued"}
-    assert {o.status for o in again} == {"duplicate"}
+    assert {o.status for o in outcomes} == {"enqueued"}, {o.error for o in outcomes}
+    assert {o.status for o in again} == {"duplicate"}, {o.error for o in again}
