@@ -91,7 +91,7 @@ def json_payload(payload: bytes) -> tuple[bool, Any]:
     return same, value
 
 
-def manifest_entry(task: ScheduledTask, *, force_base64: bool = False) -> dict[str, Any]:
+def manifest_entry(task: ScheduledTask, *, force_base64: bool = False, sensitive: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": task.name,
         "schedule": _Quoted(task.schedule),
@@ -104,6 +104,8 @@ def manifest_entry(task: ScheduledTask, *, force_base64: bool = False) -> dict[s
             entry["payload"] = value
         else:
             entry["payload_base64"] = base64.b64encode(task.payload).decode("ascii")
+    if sensitive:
+        entry["payload_sensitive"] = True
     if task.deadline_ns:
         entry["deadline"] = format_duration(task.deadline_ns)  # Go's Duration.String, parses back exactly
     entry["max_tries"] = task.max_tries  # always: the loader's default (10) may differ from the record
@@ -143,8 +145,11 @@ def _read_back(exported: Sequence[Exported], now: datetime) -> tuple[dict[str, S
     return tasks, problems
 
 
-def export_schedules(records: Snapshot, names: Iterable[str] = (), *, now: datetime) -> ExportResult:
-    """Manifest entries for the live schedules (all, or ``names``), checked by reading back."""
+def export_schedules(
+    records: Snapshot, names: Iterable[str] = (), *, now: datetime, sensitive: frozenset[str] = frozenset()
+) -> ExportResult:
+    """Manifest entries for the live schedules (all, or ``names``), checked by reading back.
+    Names in ``sensitive`` (their ownership marker says so) keep ``payload_sensitive: true``."""
     wanted = list(dict.fromkeys(names))
     skipped: list[tuple[str, str]] = []
     exported: list[Exported] = []
@@ -158,7 +163,7 @@ def export_schedules(records: Snapshot, names: Iterable[str] = (), *, now: datet
             skipped.append((key, why or "unreadable"))
             continue
         live[name] = task
-        exported.append(Exported(name, key, entry.revision, manifest_entry(task)))
+        exported.append(Exported(name, key, entry.revision, manifest_entry(task, sensitive=name in sensitive)))
     missing = tuple(n for n in wanted if SCHEDULE_PREFIX + n not in records.live)
     warnings: list[tuple[str, str]] = []
     if exported:
@@ -167,7 +172,12 @@ def export_schedules(records: Snapshot, names: Iterable[str] = (), *, now: datet
         redo = {n for n, t in live.items() if n in tasks and tasks[n].payload != t.payload}
         if redo:
             exported = [
-                Exported(e.name, e.key, e.revision, manifest_entry(live[e.name], force_base64=True))
+                Exported(
+                    e.name,
+                    e.key,
+                    e.revision,
+                    manifest_entry(live[e.name], force_base64=True, sensitive=e.name in sensitive),
+                )
                 if e.name in redo
                 else e
                 for e in exported

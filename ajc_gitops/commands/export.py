@@ -25,12 +25,27 @@ async def _records(connect: ConnectFlags) -> tuple[str, Snapshot, Snapshot]:
         return store.server, records, markers
 
 
+def _sensitive_names(markers: Snapshot) -> frozenset[str]:
+    from ajc_gitops.plan.marker import MarkerError, decode_marker
+    from ajc_gitops.plan.model import MARKER_PREFIX
+
+    found = set()
+    for key, entry in markers.live.items():
+        try:
+            marker = decode_marker(entry.value or b"")
+        except MarkerError:
+            continue  # plan reports an unreadable marker; export has nothing to keep from it
+        if marker.sensitive and key == MARKER_PREFIX + marker.name:
+            found.add(marker.name)
+    return frozenset(found)
+
+
 def run(names: Sequence[str], *, connect: ConnectFlags, out_dir: Path | None, now: datetime | None = None) -> int:
     from ajc_gitops.export import export_schedules, render_stream, write_files
     from ajc_gitops.plan.model import marker_key
 
     server, records, markers = asyncio.run(_records(connect))
-    result = export_schedules(records, names, now=now or datetime.now(UTC))
+    result = export_schedules(records, names, now=now or datetime.now(UTC), sensitive=_sensitive_names(markers))
     for key, why in result.skipped:
         output.error(f"warning: {server}: {key}: not exported: {why}")
     for key, note in result.warnings:

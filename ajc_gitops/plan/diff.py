@@ -195,8 +195,12 @@ def _fires(schedule: str, now: datetime, cache: dict[str, FireTimes | None]) -> 
     return found
 
 
-def _marker_bytes(name: str, record: bytes, source: str, ctx: _Context) -> bytes:
-    return encode_marker(Marker(name, record_digest(record), source, ctx.stamp))
+def _marker_bytes(name: str, record: bytes, source: str, ctx: _Context, *, sensitive: bool) -> bytes:
+    return encode_marker(Marker(name, record_digest(record), source, ctx.stamp, sensitive))
+
+
+def _marked_sensitive(owned: _Owned | None) -> bool:
+    return owned is not None and owned.marker is not None and owned.marker.sensitive
 
 
 def _plan_desired(
@@ -208,6 +212,8 @@ def _plan_desired(
     record_revision = live.entry.revision if live else None
     marker_revision = owned.entry.revision if owned else None
     marker_tomb = ctx.marker_tombstones.get(name)
+    # Masked when either side says so: the plan that drops the flag still hides the value.
+    sensitive = item.payload_sensitive or _marked_sensitive(owned)
     base = Change(
         Action.NOOP,
         name,
@@ -218,16 +224,20 @@ def _plan_desired(
         live=live.task if live else None,
         source=source,
         marker_tombstone_revision=marker_tomb,
+        sensitive=sensitive,
     )
+
+    def marker_for(record: bytes) -> bytes:
+        return _marker_bytes(name, record, source, ctx, sensitive=item.payload_sensitive)
 
     def write(action: Action, changed: tuple[FieldChange, ...], drift: bool) -> Change:
         return replace(
             base,
             action=action,
-            fields=changed,
+            fields=fields.masked(changed) if sensitive else changed,
             drift=drift,
             value=value,
-            marker_value=_marker_bytes(name, value, source, ctx),
+            marker_value=marker_for(value),
             fires=_fires(task.schedule, now, ctx.fire_cache),
         )
 
@@ -262,7 +272,7 @@ def _plan_desired(
             base,
             action=Action.ADOPT,
             fires=_fires(task.schedule, now, ctx.fire_cache),
-            marker_value=_marker_bytes(name, live_bytes, source, ctx),
+            marker_value=marker_for(live_bytes),
         )
     drift = owned.marker is None or owned.marker.sha256 != record_digest(live_bytes)
     if changed:
@@ -270,7 +280,10 @@ def _plan_desired(
     if drift:
         # Same fields, other bytes (e.g. re-added by hand): nothing to write to the record,
         # but apply may refresh the marker so the drift is not reported forever.
-        return replace(base, drift=True, marker_value=_marker_bytes(name, live_bytes, source, ctx))
+        return replace(base, drift=True, marker_value=marker_for(live_bytes))
+    if owned.marker is not None and owned.marker.sensitive != item.payload_sensitive:
+        # Only the flag changed: apply records it, so a later delete masks (or shows) the payload.
+        return replace(base, marker_value=marker_for(live_bytes))
     return base
 
 
@@ -289,7 +302,10 @@ def _plan_leftover(name: str, live: _Live, owned: _Owned | None, prune: bool, no
         )
         return None
     drift = owned.marker is None or owned.marker.sha256 != record_digest(entry.value or b"")
+    sensitive = _marked_sensitive(owned)
     removed = fields.listing(live.task, as_after=False) if live.task else ()
+    if sensitive:
+        removed = fields.masked(removed)
     change = Change(
         Action.DELETE if prune else Action.NOOP,
         name,
@@ -301,6 +317,7 @@ def _plan_leftover(name: str, live: _Live, owned: _Owned | None, prune: bool, no
         fields=removed if prune else (),
         drift=drift,
         source=(owned.marker.source or None) if owned.marker else None,
+        sensitive=sensitive,
     )
     if not prune:
         notices.append(

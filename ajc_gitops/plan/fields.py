@@ -21,6 +21,8 @@ from ajc_gitops.plan.model import FieldChange
 # Field order of the record (contract §2.1); created_at is informational and never compared.
 COMPARED: Final = ("name", "schedule", "queue", "task_type", "payload", "deadline", "max_tries")
 _STRING_FIELDS: Final = frozenset({"name", "schedule", "queue", "task_type"})
+# What a sensitive payload shows instead of its value (Terraform's words for the same thing).
+SENSITIVE_TEXT: Final = "(sensitive value)"
 
 
 _LOOSE = re.compile(rb"[ \t\r\n\\]")
@@ -139,6 +141,21 @@ def listing(task: ScheduledTask, *, as_after: bool) -> tuple[FieldChange, ...]:
         if text is not None:
             out.append(FieldChange(field, None, text) if as_after else FieldChange(field, text, None))
     return tuple(out)
+
+
+def masked(changes: tuple[FieldChange, ...]) -> tuple[FieldChange, ...]:
+    """The same changes with any payload text replaced by ``SENSITIVE_TEXT``; an absent side
+    stays absent, so a payload being added or removed still shows as such."""
+    return tuple(
+        FieldChange(
+            c.field,
+            None if c.before is None else SENSITIVE_TEXT,
+            None if c.after is None else SENSITIVE_TEXT,
+        )
+        if c.field == "payload"
+        else c
+        for c in changes
+    )
 
 
 def is_string_field(field: str) -> bool:

@@ -27,6 +27,9 @@ class Marker:
     sha256: str  # hex SHA-256 of the record bytes ajc-gitops wrote (or last found equal to Git)
     source: str  # manifest file:line:col, "" when unknown
     applied_at: str  # RFC3339 UTC of the plan that produced it
+    # The manifest marked the payload sensitive. Written only when true, so the markers of
+    # every other schedule keep the bytes they had before the flag existed.
+    sensitive: bool = False
 
 
 def record_digest(record: bytes) -> str:
@@ -35,7 +38,9 @@ def record_digest(record: bytes) -> str:
 
 def encode_marker(marker: Marker) -> bytes:
     # ensure_ascii: a source path with undecodable bytes (lone surrogates) still encodes.
-    document = {key: getattr(marker, key) for key in _KEYS}
+    document: dict[str, str | bool] = {key: getattr(marker, key) for key in _KEYS}
+    if marker.sensitive:
+        document["sensitive"] = True
     return json.dumps(document, separators=(",", ":")).encode("ascii")
 
 
@@ -54,8 +59,11 @@ def decode_marker(data: bytes) -> Marker:
         if not isinstance(value, str):
             raise MarkerError(f"marker field {key!r} is missing or not a string")
         values[key] = value
+    sensitive = document.get("sensitive", False)
+    if not isinstance(sensitive, bool):
+        raise MarkerError("marker field 'sensitive' is not true or false")
     if (problem := rules.name_problem(values["name"])) is not None:
         raise MarkerError(f"marker name: {problem}")
     if not _HEX_DIGEST.fullmatch(values["sha256"]):
         raise MarkerError("marker sha256 is not 64 lowercase hex digits")
-    return Marker(**values)
+    return Marker(**values, sensitive=sensitive)

@@ -86,6 +86,9 @@ class Change:
     # The marker's tombstone revision, for a marker Create over a deleted marker (contract §3:
     # KV Create expects the tombstone's revision).
     marker_tombstone_revision: int | None = None
+    # The payload is sensitive (the manifest or the ownership marker says so): its
+    # FieldChange texts are masked, and renderers have nothing else that shows it.
+    sensitive: bool = False
 
     @property
     def key(self) -> str:

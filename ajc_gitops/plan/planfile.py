@@ -39,8 +39,10 @@ KIND = "ajc-gitops-plan"
 _TOP_KEYS = ("format_version", "kind", "created_at", "server", "bucket", "prune", "changes", "notices")
 _CHANGE_KEYS = (
     "action", "name", "record_revision", "tombstone_revision", "marker_revision", "marker_tombstone_revision",
-    "desired", "live", "fields", "drift", "source", "value", "marker_value", "fires",
+    "desired", "live", "fields", "drift", "source", "value", "marker_value", "fires", "sensitive",
 )  # fmt: skip
+# Keys a plan file written before they existed lacks (same format_version: only additions).
+_OPTIONAL_CHANGE_KEYS = frozenset({"sensitive"})
 _NOTICE_KEYS = ("kind", "name", "key", "revision", "message", "blocking", "source")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _BUCKET = re.compile(r"[a-zA-Z0-9_-]+")
@@ -96,6 +98,7 @@ def _change_doc(change: Change) -> dict[str, Any]:
         "value": _b64(change.value),
         "marker_value": _b64(change.marker_value),
         "fires": None if fires is None else {"utc": list(fires.utc), "zone": fires.zone, "local": list(fires.local)},
+        "sensitive": change.sensitive,
     }
 
 
@@ -140,13 +143,15 @@ class _Reader:
     def fail(self, where: str, message: str) -> PlanFileError:
         return PlanFileError(f"{self.source}: {where + ': ' if where else ''}{message}")
 
-    def obj(self, value: object, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    def obj(
+        self, value: object, where: str, keys: tuple[str, ...], optional: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(where, f"expected an object, got {_show(value)}")
         unknown = sorted(set(value) - set(keys))
         if unknown:
             raise self.fail(where, f"unknown key {unknown[0]!r}")
-        missing = [k for k in keys if k not in value]
+        missing = [k for k in keys if k not in value and k not in optional]
         if missing:
             raise self.fail(where, f"missing key {missing[0]!r}")
         return value
@@ -252,7 +257,7 @@ class _Reader:
         )
 
     def change(self, value: object, where: str) -> Change:
-        doc = self.obj(value, where, _CHANGE_KEYS)
+        doc = self.obj(value, where, _CHANGE_KEYS, _OPTIONAL_CHANGE_KEYS)
         action = self.choice(doc["action"], f"{where}.action", Action, "action")
         name = self.text(doc["name"], f"{where}.name")
         if (problem := name_problem(name)) is not None:
@@ -277,6 +282,7 @@ class _Reader:
             marker_tombstone_revision=self.revision(
                 doc["marker_tombstone_revision"], f"{where}.marker_tombstone_revision"
             ),
+            sensitive=self.flag(doc.get("sensitive", False), f"{where}.sensitive"),
         )
         self.check_change(change, where)
         return change

@@ -20,6 +20,7 @@ def _change(change: Change) -> dict[str, object]:
         "tombstone_revision": change.tombstone_revision,
         "marker_revision": change.marker_revision,
         "drift": change.drift,
+        "sensitive": change.sensitive,
         "source": change.source,
         "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in change.fields],
         "fires": None if fires is None else {"utc": list(fires.utc), "zone": fires.zone, "local": list(fires.local)},

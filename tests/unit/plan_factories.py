@@ -33,18 +33,22 @@ def task(name: str = "EMAIL", **kw: object) -> ScheduledTask:
     return ScheduledTask(name=name, **fields)  # type: ignore[arg-type]
 
 
-def want(t: ScheduledTask, form: PayloadForm | None = None, line: int = 3) -> DesiredSchedule:
+def want(
+    t: ScheduledTask, form: PayloadForm | None = None, line: int = 3, *, sensitive: bool = False
+) -> DesiredSchedule:
     if form is None:
         form = PayloadForm.NONE if t.payload is None else PayloadForm.JSON
-    return DesiredSchedule(t, Location("schedules/app.yaml", line, 5), form)
+    return DesiredSchedule(t, Location("schedules/app.yaml", line, 5), form, sensitive)
 
 
 def record(t: ScheduledTask, created: str = WRITTEN) -> bytes:
     return codec.encode_scheduled_task(replace(t, created_at=parse_rfc3339(created)))
 
 
-def marker(name: str, record_bytes: bytes, source: str = "schedules/app.yaml:3:5") -> bytes:
-    return encode_marker(Marker(name, record_digest(record_bytes), source, "2026-11-01T00:00:00Z"))
+def marker(
+    name: str, record_bytes: bytes, source: str = "schedules/app.yaml:3:5", *, sensitive: bool = False
+) -> bytes:
+    return encode_marker(Marker(name, record_digest(record_bytes), source, "2026-11-01T00:00:00Z", sensitive))
 
 
 def snapshot(

@@ -355,3 +355,32 @@ def test_record_size_limit(tmp_path):
         tmp_path, **{"a.yaml": f"schedules: [{{name: a, schedule: '@daily', task_type: t, payload_base64: {blob}}}]"}
     )
     assert "larger than NATS's default 1 MiB max_payload" in one_error(result)
+
+
+def test_payload_sensitive_on_the_schedule_or_from_defaults(tmp_path):
+    result = load(
+        tmp_path,
+        **{
+            "a.yaml": "defaults: {task_type: t, payload_sensitive: true}\n"
+            "schedules: [{name: a, schedule: '@daily', payload: 1},"
+            " {name: b, schedule: '@daily', payload_sensitive: false}]",
+            "b.yaml": "schedules: [{name: c, schedule: '@daily', task_type: t, payload_sensitive: true}, "
+            "{name: d, schedule: '@daily', task_type: t}]",
+        },
+    )
+    assert messages(result) == []
+    assert {s.task.name: s.payload_sensitive for s in result.schedules} == {
+        "a": True,
+        "b": False,
+        "c": True,
+        "d": False,
+    }
+
+
+@pytest.mark.parametrize("value", ["'true'", "1", "yes", "null"])
+def test_payload_sensitive_must_be_a_boolean(tmp_path, value):
+    result = load(
+        tmp_path,
+        **{"a.yaml": f"schedules: [{{name: a, schedule: '@daily', task_type: t, payload_sensitive: {value}}}]"},
+    )
+    assert "payload_sensitive" in one_error(result) and result.schedules == ()

@@ -10,8 +10,9 @@ import pytest
 from ajc_gitops import codec
 from ajc_gitops.gotime import format_rfc3339nano, from_datetime
 from ajc_gitops.manifest.load import PayloadForm
-from ajc_gitops.plan.marker import decode_marker, record_digest
-from ajc_gitops.plan.model import Action, FieldChange, NoticeKind
+from ajc_gitops.plan.fields import SENSITIVE_TEXT
+from ajc_gitops.plan.marker import MarkerError, decode_marker, record_digest
+from ajc_gitops.plan.model import Action, Change, FieldChange, NoticeKind
 from tests.unit.plan_factories import NOW, managed, marker, plan_for, record, task, want
 
 
@@ -332,3 +333,84 @@ def test_marker_json_is_compact_and_stable():
     data = marker("EMAIL", b"rec")
     assert json.loads(data)["name"] == "EMAIL"
     assert b" " not in data and list(json.loads(data)) == ["name", "sha256", "source", "applied_at"]
+
+
+# -- sensitive payloads -----------------------------------------------------------------------
+
+SECRET = b'{"token":"s3cr3t"}'
+
+
+def _texts(change: Change) -> list[str | None]:
+    return [text for f in change.fields for text in (f.before, f.after)]
+
+
+def test_a_sensitive_payload_is_masked_on_create_and_the_marker_remembers():
+    plan = plan_for([want(task("S", payload=SECRET), sensitive=True)])
+    [change] = plan.changes
+    assert change.action is Action.CREATE and change.sensitive
+    assert FieldChange("payload", None, SENSITIVE_TEXT) in change.fields
+    assert not any("s3cr3t" in (t or "") for t in _texts(change))
+    assert change.desired is not None and change.desired.payload == SECRET  # what apply writes is unchanged
+    assert decode_marker(change.marker_value or b"").sensitive
+
+
+def test_a_sensitive_update_shows_that_the_payload_changed_not_how():
+    live, markers = managed(task("S", payload=b'{"token":"old"}'))
+    [change] = plan_for([want(task("S", payload=SECRET, max_tries=3), sensitive=True)], live, markers).changes
+    assert change.action is Action.UPDATE
+    assert change.fields == (
+        FieldChange("payload", SENSITIVE_TEXT, SENSITIVE_TEXT),
+        FieldChange("max_tries", "10", "3"),
+    )
+
+
+def test_adding_or_removing_a_sensitive_payload_keeps_the_absent_side():
+    live, markers = managed(task("S"))
+    [added] = plan_for([want(task("S", payload=SECRET), sensitive=True)], live, markers).changes
+    assert added.fields == (FieldChange("payload", None, SENSITIVE_TEXT),)
+
+
+def test_a_pruned_schedule_is_masked_by_its_marker_alone():
+    t = task("S", payload=SECRET)
+    live = {"S": record(t)}
+    markers = {"S": marker("S", live["S"], sensitive=True)}
+    [change] = plan_for([], live, markers, prune=True).changes
+    assert change.action is Action.DELETE and change.sensitive
+    assert FieldChange("payload", SENSITIVE_TEXT, None) in change.fields
+    assert FieldChange("queue", "EMAIL", None) in change.fields
+
+
+def test_unmarking_in_git_still_masks_that_plan():
+    t = task("S", payload=b'{"token":"old"}')
+    live = {"S": record(t)}
+    markers = {"S": marker("S", live["S"], sensitive=True)}
+    [change] = plan_for([want(task("S", payload=SECRET))], live, markers).changes
+    assert change.sensitive and change.fields == (FieldChange("payload", SENSITIVE_TEXT, SENSITIVE_TEXT),)
+    assert not decode_marker(change.marker_value or b"").sensitive
+
+
+@pytest.mark.parametrize("now_sensitive", [True, False])
+def test_a_flag_only_change_refreshes_the_marker_and_nothing_else(now_sensitive: bool):
+    t = task("S", payload=SECRET)
+    live = {"S": record(t)}
+    markers = {"S": marker("S", live["S"], sensitive=not now_sensitive)}
+    [change] = plan_for([want(t, sensitive=now_sensitive)], live, markers).changes
+    assert change.action is Action.NOOP and not change.drift and change.value is None and change.fields == ()
+    refreshed = decode_marker(change.marker_value or b"")
+    assert refreshed.sensitive is now_sensitive and refreshed.sha256 == record_digest(live["S"])
+
+
+def test_same_flag_writes_no_marker():
+    t = task("S", payload=SECRET)
+    live = {"S": record(t)}
+    markers = {"S": marker("S", live["S"], sensitive=True)}
+    [change] = plan_for([want(t, sensitive=True)], live, markers).changes
+    assert change.action is Action.NOOP and change.marker_value is None
+
+
+def test_marker_sensitive_flag_is_written_only_when_true_and_checked():
+    plain, flagged = marker("EMAIL", b"rec"), marker("EMAIL", b"rec", sensitive=True)
+    assert b"sensitive" not in plain and json.loads(flagged)["sensitive"] is True
+    assert decode_marker(flagged).sensitive and not decode_marker(plain).sensitive
+    with pytest.raises(MarkerError, match="'sensitive' is not true or false"):
+        decode_marker(flagged.replace(b"true", b'"yes"'))

@@ -152,3 +152,19 @@ def test_non_plan_bytes_are_one_clear_error(data: bytes, expected: str):
 
 def test_plan_file_error_is_an_ajc_error():
     assert issubclass(PlanFileError, AjcError)
+
+
+def test_the_sensitive_flag_round_trips_and_an_older_file_without_it_reads_as_false():
+    t = task("S", payload=b'{"token":"x"}')
+    plan = plan_for([want(t, sensitive=True), want(task("P"))])
+    data = write_plan(plan)
+    assert read_plan(data, "plan.json") == plan
+    assert [c.sensitive for c in read_plan(data, "plan.json").changes] == [False, True]
+    document = json.loads(data)
+    for change in document["changes"]:
+        del change["sensitive"]
+    older = read_plan(json.dumps(document).encode(), "plan.json")
+    assert [c.sensitive for c in older.changes] == [False, False]
+    document["changes"][0]["sensitive"] = "yes"
+    with pytest.raises(PlanFileError, match=r"changes\[0\].sensitive: expected true or false"):
+        read_plan(json.dumps(document).encode(), "plan.json")

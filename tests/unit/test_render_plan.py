@@ -118,8 +118,8 @@ def test_json_has_version_summary_changes_and_notices():
     }
     new = next(c for c in document["changes"] if c["name"] == "NEW")
     assert list(new) == [
-        "action", "name", "key", "record_revision", "tombstone_revision", "marker_revision", "drift", "source",
-        "fields", "fires",
+        "action", "name", "key", "record_revision", "tombstone_revision", "marker_revision", "drift", "sensitive",
+        "source", "fields", "fires",
     ]  # fmt: skip
     assert new["action"] == "create" and new["key"] == "scheduled_tasks.NEW" and new["tombstone_revision"] == 9
     assert new["fires"]["zone"] == "Europe/Berlin" and len(new["fires"]["utc"]) == 3
