@@ -41,6 +41,7 @@ from ajc_gitops.model import NANOS_PER_SECOND, Task
 from ajc_gitops.store import Store, map_nats_errors
 from ajc_gitops.store_streams import (
     DEFAULT_QUEUE,
+    QUEUE_STREAM,
     QUEUE_SUBJECT,
     TASK_EVENT_SUBJECT,
     TASK_SUBJECT,
@@ -157,14 +158,17 @@ def _parse_reply(msg: Msg) -> _Reply:
 # A PubAck as nats-server writes it; anything else goes through json.loads.
 _PLAIN_PUBACK = re.compile(rb'\{"stream":"[^"\\]*",(?:"domain":"[^"\\]*",)?"seq":([0-9]+)(,"duplicate":true)?\}')
 
-# A task store answered "no responders" is retried (nothing was stored, so a resend is safe)
-# for up to one request timeout: a replicated stream that was just created, or whose leader
-# is moving, has no subscriber for a moment, and every fire sent in that moment would fail.
+# A publish answered "no responders" reached no stream, so a resend is safe: a replicated
+# stream that was just created, or whose leader is moving, has no subscriber on every server
+# for a moment, and every fire sent in that moment would fail. A task store is resent for up
+# to one request timeout; a work item only when its queue stream exists (a missing queue is
+# a queue_error at once, as in Go).
 _RETRY_FIRST_DELAY = 0.02
 _RETRY_MAX_DELAY = 0.32
 
-# Stages of one task; each has at most one request outstanding.
-_TASK, _QUEUE, _QERR, _CHECK, _REPAIR, _DONE = range(6)
+# Stages of one task; each has at most one request outstanding. _QCHECK asks whether the
+# queue stream of a work item answered "no responders" exists.
+_TASK, _QUEUE, _QERR, _CHECK, _REPAIR, _QCHECK, _DONE = range(7)
 
 
 class _Pipeline:
@@ -182,7 +186,7 @@ class _Pipeline:
         self._stored: list[int | None] = [None] * n
         self._last_errs: dict[int, str] = {}
         self._repaired: set[int] = set()
-        self._store_retries: dict[int, tuple[float, float]] = {}  # index -> (first try, next delay)
+        self._retries: dict[tuple[int, int], tuple[float, float]] = {}  # (index, stage) -> (first, next delay)
         self._retrying: set[asyncio.Task[None]] = set()
         self._pending: dict[int, float] = {}  # task index -> monotonic deadline, oldest first
         # The window is a counter and an event rather than a Semaphore: waiting on an Event
@@ -252,6 +256,8 @@ class _Pipeline:
                 self._finish(i, self._fail(i, self._timeout_reason("storing the task")))
             elif stage == _QUEUE:
                 await self._queue_failed(i, TIMEOUT)
+            elif stage == _QCHECK:
+                await self._queue_failed(i, NO_RESPONDERS)
             elif stage == _QERR:
                 self._finish(i, self._queue_error(i, self._timeout_reason("storing the queue_error state")))
             else:  # _CHECK, _REPAIR: the slot was fired before either way
@@ -275,6 +281,8 @@ class _Pipeline:
             self._pending.pop(i, None)
             if stage == _QUEUE:
                 await self._queue_failed(i, str(exc))
+            elif stage == _QCHECK:
+                await self._queue_failed(i, NO_RESPONDERS)
             elif stage == _QERR:
                 self._finish(i, self._queue_error(i, str(exc)))
             elif stage == _TASK:
@@ -307,7 +315,7 @@ class _Pipeline:
                 await self._event(task)
                 await self._send(i, _QUEUE, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
                                  {_MSG_ID: task.id})  # fmt: skip
-            elif reply.no_responders and self._retry_store_later(i):
+            elif reply.no_responders and self._resend_later(i, _TASK):
                 pass
             elif reply.err_code in _ERR_WRONG_LAST_SEQUENCE:
                 body = json.dumps({"last_by_subj": TASK_SUBJECT.format(task.id)}).encode()
@@ -317,8 +325,14 @@ class _Pipeline:
         elif stage == _QUEUE:
             if reply.ok and not reply.duplicate:
                 self._finish(i, EnqueueOutcome(task.id, task.queue, "enqueued", self._seq[i], self._stored[i]))
+            elif reply.no_responders and self._may_resend(i, _QUEUE):
+                stream = QUEUE_STREAM.format(task.queue)
+                await self._send(i, _QCHECK, f"{self._store.api_prefix}.STREAM.INFO.{stream}", b"", {})
             else:
                 await self._queue_failed(i, DUPLICATE_ITEM if reply.ok else reply.text)
+        elif stage == _QCHECK:
+            if not (reply.ok and self._resend_later(i, _QUEUE)):
+                await self._queue_failed(i, NO_RESPONDERS)
         elif stage == _QERR:
             if reply.ok:
                 await self._event(self._errored(i))
@@ -340,24 +354,32 @@ class _Pipeline:
                 self._repaired.add(i)
                 await self._queue_failed(i, reply.text)
 
-    def _retry_store_later(self, i: int) -> bool:
-        """Resend step 1 after a backoff, unless this task has been retried for a timeout."""
-        now = time.monotonic()
-        first, delay = self._store_retries.get(i, (now, _RETRY_FIRST_DELAY))
-        if now + delay - first > self._timeout:
+    def _may_resend(self, i: int, stage: int) -> bool:
+        first, delay = self._retries.get((i, stage), (time.monotonic(), _RETRY_FIRST_DELAY))
+        return time.monotonic() + delay - first <= self._timeout
+
+    def _resend_later(self, i: int, stage: int) -> bool:
+        """Resend this stage's publish after a backoff, unless it has been resent for a timeout."""
+        if not self._may_resend(i, stage):
             return False
-        self._store_retries[i] = (first, min(delay * 2, _RETRY_MAX_DELAY))
-        retry = asyncio.create_task(self._store_again(i, delay))
-        self._retrying.add(retry)
-        retry.add_done_callback(self._retrying.discard)
+        first, delay = self._retries.get((i, stage), (time.monotonic(), _RETRY_FIRST_DELAY))
+        self._retries[(i, stage)] = (first, min(delay * 2, _RETRY_MAX_DELAY))
+        resend = asyncio.create_task(self._resend(i, stage, delay))
+        self._retrying.add(resend)
+        resend.add_done_callback(self._retrying.discard)
         return True
 
-    async def _store_again(self, i: int, delay: float) -> None:
+    async def _resend(self, i: int, stage: int, delay: float) -> None:
         await asyncio.sleep(delay)
-        if self._stage[i] == _TASK and i not in self._pending:
-            task = self._tasks[i]
+        if self._stage[i] == _DONE or i in self._pending:
+            return
+        task = self._tasks[i]
+        if stage == _TASK:
             await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {
                 _EXPECTED_LAST_SUBJECT_SEQ: "0"})  # fmt: skip
+        else:  # the work item: Nats-Msg-Id makes a second landing a duplicate, not a second item
+            await self._send(i, _QUEUE, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
+                             {_MSG_ID: task.id})  # fmt: skip
 
     async def _queue_failed(self, i: int, last_err: str) -> None:
         """§4.4 step 4: re-store the task as ``queue_error`` on top of the step-1 record."""

@@ -33,6 +33,7 @@ from ajc_gitops.store_tasks import (
     ensure_queue,
     ensure_task_streams,
     publish_leader_elected,
+    queue_stream_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -89,9 +90,10 @@ async def events(nc: NATSClient, subject: str = "CHORIA_AJ.E.>") -> list[Msg]:
 # -- streams ---------------------------------------------------------------------------------
 
 
-async def api(nc: NATSClient, subject: str) -> dict[str, Any]:
+async def api(nc: NATSClient, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JetStream API reply as the server's JSON (durations in nanoseconds)."""
-    reply = json.loads((await nc.request(f"$JS.API.{subject}", b"", timeout=2)).data)
+    data = json.dumps(body).encode() if body is not None else b""
+    reply = json.loads((await nc.request(f"$JS.API.{subject}", data, timeout=2)).data)
     assert "error" not in reply, reply
     return dict(reply)
 
@@ -263,17 +265,44 @@ async def test_missing_queue_ends_in_queue_error_as_go(nats_server, async_wait_u
         await ensure_task_streams(store)
         seen = await events(nc, "CHORIA_AJ.E.task_state.>")
         task = fire(schedule(queue="MISSING"))
-        [outcome] = await enqueue_many(store, [task])
+        started = time.monotonic()
+        [outcome] = await enqueue_many(store, [task], timeout=10)
+        elapsed = time.monotonic() - started
         stored = await last_msg(nc, "CHORIA_AJ_TASKS", f"CHORIA_AJ.T.{task.id}")
         await async_wait_until(lambda: len(seen) >= 2, what="both task_state events")
     assert outcome.status == "queue_error"
     assert outcome.error == NO_RESPONDERS and outcome.state_error is None
+    assert elapsed < 5  # no stream, so no resending until the timeout
     assert stored.seq == 2  # re-published over the step-1 record
     assert json.loads(stored.data)["state"] == "queue_error"
     assert stored.data == encode_task(dataclasses.replace(task, state="queue_error", last_err=NO_RESPONDERS))
     first, second = (json.loads(m.data) for m in seen)
     assert (first["state"], "last_error" in first) == ("new", False)
     assert (second["state"], second["last_error"], second["queue"]) == ("queue_error", NO_RESPONDERS, "MISSING")
+
+
+async def test_a_queue_stream_without_a_responder_yet_is_retried(nats_server, async_wait_until):
+    # The queue stream exists but nothing listens on the work item's subject yet (as on a
+    # server that has not yet learned of a new R3 stream): the item is sent again, and lands
+    # once the stream takes the subject. Simulated by a stream on another subject at first.
+    def messages_in() -> int:
+        with urllib.request.urlopen(nats_server.monitor_url + "/varz", timeout=2) as resp:
+            return int(json.load(resp)["in_msgs"])
+
+    async with connected(nats_server.url) as (store, nc):
+        await ensure_task_streams(store)
+        config = queue_stream_config(QueueSpec("LATE"))
+        await api(nc, "STREAM.CREATE.CHORIA_AJ_Q_LATE", {**config, "subjects": ["elsewhere.>"]})
+        before = messages_in()
+        enqueue = asyncio.create_task(enqueue_many(store, [fire(schedule(queue="LATE"))], timeout=10))
+        # Task store, event, work item, stream check and a second work item at least.
+        await async_wait_until(lambda: messages_in() >= before + 5, what="a resent work item")
+        assert not enqueue.done()
+        await api(nc, "STREAM.UPDATE.CHORIA_AJ_Q_LATE", config)
+        [outcome] = await enqueue
+        queue = await nc.jetstream().stream_info("CHORIA_AJ_Q_LATE")
+    assert (outcome.status, outcome.error) == ("enqueued", None)
+    assert queue.state.messages == 1
 
 
 async def test_duplicate_work_item_ends_in_queue_error(nats_server):
