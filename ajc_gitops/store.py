@@ -70,6 +70,9 @@ _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 _VALID_KEY_RE = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
 _SNAPSHOT_ATTEMPTS = 3
 _DEFAULT_IN_FLIGHT = 1024
+# Reconnecting stores give up on a silent server after about (2 + 1) x 2 s.
+_PING_INTERVAL_S = 2
+_MAX_OUTSTANDING_PINGS = 2
 _CLOSE_TIMEOUT_S = 1.0  # a clean close takes milliseconds; see Store._close_quietly
 
 Operation = Literal["PUT", "DEL", "PURGE"]
@@ -419,6 +422,12 @@ class Store:
             kwargs["nkeys_seed"] = str(options.nkey)
         if options.inbox_prefix:
             kwargs["inbox_prefix"] = options.inbox_prefix
+        if reconnect:
+            # A server that stops answering without closing the socket (SIGSTOP, a network
+            # partition) is only noticed by unanswered PINGs: nats-py's default of one every
+            # 2 minutes would keep a scheduler on a dead node that long, past any election
+            # TTL, even with healthy nodes in --server (tests/process/test_scheduler_failover.py).
+            kwargs.update(ping_interval=_PING_INTERVAL_S, max_outstanding_pings=_MAX_OUTSTANDING_PINGS)
         _check_files(options)
         tls = _tls_context(options)
         # Without reconnect, nats-py gives up on the first server that accepts TCP but never
