@@ -102,8 +102,8 @@ async def read_state(store: Store, bucket: str = CONFIG_BUCKET) -> tuple[Snapsho
     """The records and the ownership markers; a missing bucket reads as empty (apply creates it)."""
     if not await store.bucket_exists(bucket):
         return Snapshot.build(SCHEDULE_PREFIX, []), Snapshot.build(MARKER_PREFIX, [])
-    records = await store.snapshot(SCHEDULE_PREFIX, bucket=bucket)
-    markers = await store.snapshot(MARKER_PREFIX, bucket=bucket)
+    # One read of the bucket: records and markers from the same moment, as new as the leader.
+    records, markers = await store.snapshots((SCHEDULE_PREFIX, MARKER_PREFIX), bucket=bucket)
     return records, markers
 
 

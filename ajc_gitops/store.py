@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import ssl
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,12 +64,16 @@ _ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 _ERR_JS_NOT_ENABLED = frozenset({10039, 10076})
 _ERR_STREAM_NOT_FOUND = 10059
 _ERR_STREAM_NAME_IN_USE = 10058
+_ERR_NO_MESSAGE_FOUND = 10037
 
 _KV_OPERATION = "KV-Operation"
 _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 # nats.go/nats.py key rule (kv.go validKeyRe), plus no leading/trailing dot.
 _VALID_KEY_RE = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
 _SNAPSHOT_ATTEMPTS = 3
+# A read from a replica behind the leader is repeated after these pauses (doubling).
+_BEHIND_FIRST_PAUSE_S = 0.05
+_BEHIND_MAX_PAUSE_S = 0.5
 _DEFAULT_IN_FLIGHT = 1024
 # Reconnecting stores give up on a silent server after about (2 + 1) x 2 s.
 _PING_INTERVAL_S = 2
@@ -663,9 +668,12 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------
 
-    async def _subject_counts(self, stream: str, subject_filter: str) -> dict[str, int]:
-        """Per-subject message counts under a filter, following the server's paging."""
+    async def _subject_counts(self, stream: str, subject_filter: str) -> tuple[dict[str, int], int]:
+        """Per-subject message counts under a filter, following the server's paging, and the
+        stream's last sequence (0 when it holds no message). In a cluster only the stream
+        leader answers STREAM.INFO, so both are the leader's."""
         subjects: dict[str, int] = {}
+        last_seq = 0
         while True:
             body = {"subjects_filter": subject_filter, "offset": len(subjects)}
             try:
@@ -674,35 +682,83 @@ class Store:
                 if _is_not_found(exc):
                     raise StoreError(f"{self.server}: bucket {stream.removeprefix('KV_')} does not exist") from exc
                 raise
-            page = (info.get("state") or {}).get("subjects") or {}
+            state = info.get("state") or {}
+            if not subjects and int(state.get("messages", 0) or 0):
+                last_seq = int(state.get("last_seq", 0) or 0)
+            page = state.get("subjects") or {}
             before = len(subjects)
             subjects.update(page)
             total = int(info.get("total", 0) or 0)  # only present when the server pages
             if len(subjects) == before or len(subjects) >= total:
-                return subjects
+                return subjects, last_seq
+
+    async def _leader_has(self, stream: str, seq: int) -> bool:
+        """Whether the stream leader holds a message at ``seq`` (STREAM.MSG.GET is leader-only)."""
+        try:
+            await self._api_request(f"STREAM.MSG.GET.{stream}", {"seq": seq}, what="stream message")
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, nats.js.errors.APIError) and cause.err_code == _ERR_NO_MESSAGE_FOUND:
+                return False
+            raise
+        return True
+
+    async def _complete_read(self, stream: str, bucket: str, subject_filter: str) -> tuple[list[Entry], int]:
+        """Every key under the filter, checked against the stream's per-subject state; a
+        mismatch (a concurrent purge) is read again. Also returns the leader's last sequence."""
+        for _ in range(_SNAPSHOT_ATTEMPTS):
+            expected, last_seq = await self._subject_counts(stream, subject_filter)
+            entries = await self._read_last_per_subject(stream, bucket, subject_filter, expected)
+            if {f"$KV.{bucket}.{e.key}" for e in entries} >= expected.keys():
+                return entries, last_seq
+        raise StoreError(
+            f"{self.server}: snapshot of {subject_filter} incomplete after "
+            f"{_SNAPSHOT_ATTEMPTS} attempts (keys changing too fast?)"
+        )
 
     async def snapshot(self, prefix: str = SCHEDULE_PREFIX, *, bucket: str = CONFIG_BUCKET) -> Snapshot:
         """Last entry of every key under ``prefix``, complete or a ``StoreError``.
 
         nats-py's KV watcher reports "initial values done" too early (nats.py #842), so we
         read with an ordered consumer (last per subject) until num_pending is 0 and check
-        the keys received against the stream's per-subject state; a mismatch (a concurrent
-        purge) is retried.
+        the keys received against the stream's per-subject state. ``snapshots`` reads
+        several prefixes at once and also checks the read is as new as the stream leader.
         """
         if prefix and not prefix.endswith("."):
             raise ValueError(f"snapshot prefix must end with '.', got {prefix!r}")
+        entries, _ = await self._complete_read(f"KV_{bucket}", bucket, f"$KV.{bucket}.{prefix}>")
+        return Snapshot.build(prefix, entries)
+
+    async def snapshots(self, prefixes: Sequence[str], *, bucket: str = CONFIG_BUCKET) -> tuple[Snapshot, ...]:
+        """The keys under each prefix, read through one consumer on the whole bucket, so the
+        snapshots agree with each other, and never older than the stream leader.
+
+        nats-server may place the read consumer on any replica of an R3 bucket, including a
+        node that has just restarted and is still catching up; its view shows keys as they
+        were before (a false drift in plan). A whole-bucket read must reach the leader's last
+        sequence, the newest message of some key (unless it was removed since, which the
+        leader is asked). A read that is behind is repeated on a new consumer until the
+        store's timeout, and then reported rather than used.
+        """
+        for prefix in prefixes:
+            if not prefix.endswith("."):
+                raise ValueError(f"snapshot prefix must end with '.', got {prefix!r}")
         stream = f"KV_{bucket}"
-        subject_filter = f"$KV.{bucket}.{prefix}>"
-        for _ in range(_SNAPSHOT_ATTEMPTS):
-            expected = await self._subject_counts(stream, subject_filter)
-            entries = await self._read_last_per_subject(stream, bucket, subject_filter, expected)
-            got = {f"$KV.{bucket}.{e.key}" for e in entries}
-            if got >= expected.keys():
-                return Snapshot.build(prefix, entries)
-        raise StoreError(
-            f"{self.server}: snapshot of {bucket} {prefix}* incomplete after "
-            f"{_SNAPSHOT_ATTEMPTS} attempts (keys changing too fast?)"
-        )
+        deadline = time.monotonic() + self._timeout
+        pause = _BEHIND_FIRST_PAUSE_S
+        while True:
+            entries, last_seq = await self._complete_read(stream, bucket, f"$KV.{bucket}.>")
+            newest = max((e.revision for e in entries), default=0)
+            if newest >= last_seq or not await self._leader_has(stream, last_seq):
+                return tuple(Snapshot.build(p, [e for e in entries if e.key.startswith(p)]) for p in prefixes)
+            if time.monotonic() + pause > deadline:
+                raise StoreError(
+                    f"{self.server}: bucket {bucket}: every read came from a replica behind the stream "
+                    f"leader (read up to revision {newest}, the leader has {last_seq}); a node is still "
+                    "catching up after a restart: run again shortly"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _BEHIND_MAX_PAUSE_S)
 
     async def _read_last_per_subject(
         self, stream: str, bucket: str, subject_filter: str, expected: Mapping[str, int]

@@ -183,8 +183,8 @@ async def read_live(url: str, bucket: str = CONFIG_BUCKET) -> LiveState:
     async with Store.open(opts(url)) as store:
         if not await store.bucket_exists(bucket):
             return LiveState({}, {})
-        records = await store.snapshot(SCHEDULE_PREFIX, bucket=bucket)
-        markers = await store.snapshot(MARKER_PREFIX, bucket=bucket)
+        # The same read as plan's: one consumer, checked against the stream leader.
+        records, markers = await store.snapshots((SCHEDULE_PREFIX, MARKER_PREFIX), bucket=bucket)
     return LiveState(
         {k.removeprefix(SCHEDULE_PREFIX): e.value or b"" for k, e in records.live.items()},
         {k.removeprefix(MARKER_PREFIX): e.value or b"" for k, e in markers.live.items()},

@@ -307,6 +307,12 @@ async def test_large_reads_stay_within_the_roles(roles: RoleServer) -> None:
     for user in ("ajc-ci-planner", "ajc-ci-applier", "ajc-scheduler"):
         async with Store.open(roles.options(user, 5.0)) as store:
             assert len(await store.snapshot()) == count
+    for user in ("ajc-ci-planner", "ajc-ci-applier"):
+        async with Store.open(roles.options(user, 5.0)) as store:
+            records, _markers = await store.snapshots(("scheduled_tasks.", "ajc_gitops.managed."))
+            assert len(records) == count
+            # What a read that looks behind the stream leader asks (Store.snapshots).
+            assert await store._leader_has("KV_CHORIA_AJ_CONFIGURATION", count)
     async with (
         Store.open(roles.options("ajc-scheduler", 5.0)) as store,
         contextlib.aclosing(watch_keys(store, heartbeat_s=1.0)) as watch,
