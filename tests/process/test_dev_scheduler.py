@@ -38,5 +38,5 @@ def test_dev_streams_created_tasks_until_ctrl_c(tmp_path, wait_until):
             proc.kill()
     text = out.read_text()
     assert "Traceback" not in text, text
-    assert "Apply complete: 7 added" in text
+    assert "Apply complete: 8 added" in text
     assert re.search(r"Stopped nats-server \(pid \d+\)\.", text), text

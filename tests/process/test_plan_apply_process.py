@@ -47,12 +47,12 @@ def test_plan_and_apply_exit_codes(nats_server):
     url = nats_server.url
     planned = run("plan", str(EXAMPLES), "-s", url, "--detailed-exitcode")
     assert planned.returncode == 2, planned.stderr
-    assert "Plan: 7 to add, 0 to change, 0 to destroy." in planned.stdout
+    assert "Plan: 8 to add, 0 to change, 0 to destroy." in planned.stdout
     assert run("plan", str(EXAMPLES), "-s", url).returncode == 0  # without the flag: 0
 
     applied = run("apply", str(EXAMPLES), "-s", url, "--auto-approve", "--detailed-exitcode")
     assert applied.returncode == 2, applied.stderr
-    assert "Apply complete: 7 added, 0 changed, 0 destroyed." in applied.stdout
+    assert "Apply complete: 8 added, 0 changed, 0 destroyed." in applied.stdout
 
     again = run("apply", str(EXAMPLES), "-s", url, "--detailed-exitcode")
     assert again.returncode == 0 and "No changes." in again.stdout
@@ -114,7 +114,7 @@ def test_apply_on_a_tty_asks_and_only_yes_applies(nats_server):
     assert code == 1 and "apply cancelled" in text and "Traceback" not in text
     code, text = _run_on_pty(args, b"yes\n")
     assert code == 2, text
-    assert "Apply complete: 7 added" in text and "Traceback" not in text
+    assert "Apply complete: 8 added" in text and "Traceback" not in text
 
 
 def test_server_down_is_one_line_naming_the_url_within_the_timeout(tmp_path):
@@ -163,8 +163,8 @@ def test_dev_runs_the_main_job_end_to_end(tmp_path):
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     done = run("dev", "--once", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Plan: 7 to add, 0 to change, 0 to destroy." in done.stdout
-    assert "Apply complete: 7 added, 0 changed, 0 destroyed." in done.stdout
+    assert "Plan: 8 to add, 0 to change, 0 to destroy." in done.stdout
+    assert "Apply complete: 8 added, 0 changed, 0 destroyed." in done.stdout
     assert done.stdout.count("No changes.") == 1
     assert "NATS_URL=nats://127.0.0.1:" in done.stdout
     assert (tmp_path / ".ajc-gitops" / "store").is_dir()

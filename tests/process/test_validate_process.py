@@ -26,7 +26,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def test_examples_validate_with_exit_0():
     done = run("validate", str(EXAMPLES))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("ok: 3 files, 7 valid schedules")
+    assert done.stdout.startswith("ok: 3 files, 8 valid schedules")
 
 
 def test_invalid_manifest_exits_1_with_file_line_col(tmp_path):
