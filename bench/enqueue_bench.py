@@ -1,4 +1,4 @@
-"""Firing throughput: ``store_tasks.enqueue_many`` against nats-py's raw pipelined publish rate,
+"""Firing throughput: ``store.tasks.enqueue_many`` against nats-py's raw pipelined publish rate,
 one embedded nats-server (loopback), both measured in the same run.
 
 * raw: JetStream publishes of a task-sized body (300 bytes, with the expected-sequence
@@ -33,7 +33,8 @@ from ajc_gitops.embedded import start_server  # noqa: E402
 from ajc_gitops.model import GoTime, ScheduledTask  # noqa: E402
 from ajc_gitops.scheduler.tasks import build_task  # noqa: E402
 from ajc_gitops.store import Store  # noqa: E402
-from ajc_gitops.store_tasks import QueueSpec, enqueue_many, ensure_queue, ensure_task_streams  # noqa: E402
+from ajc_gitops.store.streams import QueueSpec, ensure_queue, ensure_task_streams  # noqa: E402
+from ajc_gitops.store.tasks import enqueue_many  # noqa: E402
 
 PUBLISHES_PER_TASK = 3
 

@@ -41,7 +41,7 @@ from ajc_gitops.ksuid import parse_ksuid  # noqa: E402
 from ajc_gitops.model import GoTime, ScheduledTask  # noqa: E402
 from ajc_gitops.scheduler.runner import SchedulerConfig, SchedulerService  # noqa: E402
 from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store, WriteOp  # noqa: E402
-from ajc_gitops.store_tasks import ensure_task_streams  # noqa: E402
+from ajc_gitops.store.streams import ensure_task_streams  # noqa: E402
 
 NS = 1_000_000_000
 TTL_S = 4.0

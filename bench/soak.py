@@ -46,7 +46,7 @@ from ajc_gitops.embedded import EmbeddedServer, free_ports, start_server  # noqa
 from ajc_gitops.model import GoTime, ScheduledTask  # noqa: E402
 from ajc_gitops.scheduler.runner import SHORT_TTL_ENV  # noqa: E402
 from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store, WriteOp  # noqa: E402
-from ajc_gitops.store_tasks import ensure_task_streams  # noqa: E402
+from ajc_gitops.store.streams import ensure_task_streams  # noqa: E402
 
 NS = 1_000_000_000
 TTL_S = 4.0

@@ -23,7 +23,7 @@ from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.ksuid import parse_ksuid
 from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store
-from ajc_gitops.store_tasks import ensure_task_streams
+from ajc_gitops.store.streams import ensure_task_streams
 
 SHORT_TTL = 4.0
 
@@ -113,7 +113,7 @@ def assert_exactly_once(tasks: list[dict[str, Any]], task_type: str, every_s: in
 
 async def election_holder(url: str) -> str | None:
     async with Store.open(options(url)) as store:
-        from ajc_gitops.store_group import read_holder
+        from ajc_gitops.store.group import read_holder
 
         return (await read_holder(store, timeout=2.0)).name
 

@@ -40,7 +40,7 @@ from ajc_gitops.plan.model import (
 from ajc_gitops.rules import name_problem
 
 if TYPE_CHECKING:
-    # Types only: store.py is the async, nats-importing world; plan/ stays synchronous
+    # Types only: store/ is the async, nats-importing world; plan/ stays synchronous
     # (STYLE.md module map) and only reads the frozen values it is given.
     from ajc_gitops.store import Entry, Snapshot
 

@@ -11,7 +11,7 @@ release on shutdown: stop acting first, then a revision-guarded Delete, so any m
 ours, Creates over the tombstone at its next tick instead of waiting for the TTL.
 
 Layout: ``Timing`` and ``Campaign`` are pure (no I/O, no clock); ``Elector`` drives them with
-an injected ``Clock`` and an ``ElectionKV`` (implemented over NATS by ``store_watch``), so the
+an injected ``Clock`` and an ``ElectionKV`` (implemented over NATS by ``store.watch``), so the
 whole state machine runs under a fake clock in ``tests/unit/test_election_logic.py``.
 """
 
@@ -218,7 +218,7 @@ class _NoObserver:
 
 def _raise_if_cancelling() -> None:
     # A KV client may swallow our cancellation (3.11 wait_for, CPython gh-86296); see
-    # ``store_watch.raise_if_cancelling``. Kept local so this module stays I/O-free.
+    # ``store.watch.raise_if_cancelling``. Kept local so this module stays I/O-free.
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError

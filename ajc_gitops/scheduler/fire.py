@@ -39,7 +39,7 @@ from ajc_gitops.scheduler.follow import FollowedSchedule
 from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, every_slots
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
 from ajc_gitops.store import Store
-from ajc_gitops.store_tasks import EnqueueOutcome, enqueue_many
+from ajc_gitops.store.tasks import EnqueueOutcome, enqueue_many
 
 __all__ = ["FireLoop", "FireMetrics", "LeaderView"]
 

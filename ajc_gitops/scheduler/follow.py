@@ -27,7 +27,7 @@ from ajc_gitops import codec, cron
 from ajc_gitops.errors import AjcError
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.store import CONFIG_BUCKET, SCHEDULE_PREFIX, Snapshot, Store
-from ajc_gitops.store_watch import InitialDone, KvPut, WatchEvent, raise_if_cancelling, watch_keys
+from ajc_gitops.store.watch import InitialDone, KvPut, WatchEvent, raise_if_cancelling, watch_keys
 
 __all__ = [
     "FollowObserver",

@@ -35,9 +35,9 @@ from ajc_gitops.scheduler.follow import DEFAULT_RESYNC_S, Follower
 from ajc_gitops.scheduler.group import GroupTiming, GroupView, GroupWatch
 from ajc_gitops.scheduler.metrics import MonitorServer, SchedulerMetrics
 from ajc_gitops.store import Store
-from ajc_gitops.store_group import check_member_name
-from ajc_gitops.store_tasks import ensure_task_streams, publish_leader_elected
-from ajc_gitops.store_watch import NatsElectionKV
+from ajc_gitops.store.group import check_member_name
+from ajc_gitops.store.streams import ensure_task_streams, publish_leader_elected
+from ajc_gitops.store.watch import NatsElectionKV
 
 __all__ = [
     "SHORT_TTL_ENV",
@@ -183,7 +183,7 @@ class SchedulerService:
             self.started.set()
             await self.stop.wait()
             _log.info("shutting down: stop firing, release the election key")
-            firing.cancel()  # stop creating tasks now (a half-enqueued task is repaired, store_tasks)
+            firing.cancel()  # stop creating tasks now (a half-enqueued task is repaired, store/tasks.py)
             await elector.release()  # revision-guarded Delete (contract §5)
             # nats-py awaits through asyncio.wait_for, which on Python 3.11 can swallow a
             # cancellation (CPython gh-86296): cancel again until every loop has stopped.

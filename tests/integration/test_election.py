@@ -27,7 +27,7 @@ import pytest
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.scheduler.election import Elector, Timing
 from ajc_gitops.store import ELECTIONS_BUCKET, Store
-from ajc_gitops.store_watch import ELECTION_KEY, NatsElectionKV
+from ajc_gitops.store.watch import ELECTION_KEY, NatsElectionKV
 
 pytestmark = pytest.mark.integration
 

@@ -26,15 +26,15 @@ from ajc_gitops.ksuid import parse_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask, Task
 from ajc_gitops.scheduler.tasks import build_task
 from ajc_gitops.store import Store
-from ajc_gitops.store_tasks import (
+from ajc_gitops.store.streams import (
     DEFAULT_QUEUE,
     QueueSpec,
-    enqueue_many,
     ensure_queue,
     ensure_task_streams,
     publish_leader_elected,
     queue_stream_config,
 )
+from ajc_gitops.store.tasks import enqueue_many
 
 pytestmark = pytest.mark.integration
 

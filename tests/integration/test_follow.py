@@ -17,7 +17,7 @@ from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.scheduler.follow import Follower
 from ajc_gitops.scheduler.metrics import SchedulerMetrics
 from ajc_gitops.store import CONFIG_BUCKET, SCHEDULE_PREFIX, Store
-from ajc_gitops.store_watch import InitialDone, KvDelete, KvPurge, KvPut, WatchEvent, watch_keys
+from ajc_gitops.store.watch import InitialDone, KvDelete, KvPurge, KvPut, WatchEvent, watch_keys
 
 pytestmark = pytest.mark.integration
 

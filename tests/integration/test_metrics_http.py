@@ -19,7 +19,7 @@ from ajc_gitops.scheduler.election import Elector, Timing
 from ajc_gitops.scheduler.follow import Follower
 from ajc_gitops.scheduler.metrics import GO_NAMES, OUR_NAMES, MonitorServer, SchedulerMetrics
 from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store
-from ajc_gitops.store_watch import NatsElectionKV, watch_keys
+from ajc_gitops.store.watch import NatsElectionKV, watch_keys
 
 pytestmark = pytest.mark.integration
 

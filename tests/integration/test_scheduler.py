@@ -22,7 +22,7 @@ from ajc_gitops.gotime import format_rfc3339nano
 from ajc_gitops.model import GoTime
 from ajc_gitops.scheduler.runner import SchedulerConfig, SchedulerService
 from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store
-from ajc_gitops.store_group import MEMBER_PREFIX, read_holder, read_members
+from ajc_gitops.store.group import MEMBER_PREFIX, read_holder, read_members
 from tests.scheduler_support import (
     SHORT_TTL,
     assert_exactly_once,

@@ -23,7 +23,7 @@ from tests.security.conftest import MANIFEST_NAMES, CliResult, Material, RunCli,
 pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 2.0
-# Interpreter start-up plus the bounded close after a failed connect (store.py).
+# Interpreter start-up plus the bounded close after a failed connect (store/connection.py).
 SLACK_S = 3.0
 
 
@@ -334,7 +334,7 @@ FAILURES = [
         lambda m, url: ["-s", url, "--tlsca", str(m.pki.ca)],
         # TLS 1.3: the client's handshake completes before the server checks for a client
         # certificate, so the server's alert races its reset of the connection and the cause
-        # varies from run to run (proposed: store.py adds a --tlscert hint to these).
+        # varies from run to run (proposed: store/connection.py adds a --tlscert hint to these).
         ("certificate required", "connection reset by peer", "connection lost", "broken pipe"),
     ),
 ]

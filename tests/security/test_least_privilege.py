@@ -27,10 +27,10 @@ from ajc_gitops.errors import AjcError
 from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.scheduler.tasks import build_task
 from ajc_gitops.store import CONFIG_BUCKET, Snapshot, Store, WriteOp
-from ajc_gitops.store_group import MemberRecord, read_holder, read_members, write_member
-from ajc_gitops.store_streams import QueueSpec, ensure_queue, ensure_task_streams, publish_leader_elected
-from ajc_gitops.store_tasks import enqueue_many
-from ajc_gitops.store_watch import InitialDone, KvPut, NatsElectionKV, WatchEvent, watch_keys
+from ajc_gitops.store.group import MemberRecord, read_holder, read_members, write_member
+from ajc_gitops.store.streams import QueueSpec, ensure_queue, ensure_task_streams, publish_leader_elected
+from ajc_gitops.store.tasks import enqueue_many
+from ajc_gitops.store.watch import InitialDone, KvPut, NatsElectionKV, WatchEvent, watch_keys
 from tests.security.conftest import MANIFEST, RunCli
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""How a reply to a task or work-item publish is read (store_tasks._parse_reply): the same
+"""How a reply to a task or work-item publish is read (store.task_replies._parse_reply): the same
 verdicts and texts as Go's ``EnqueueTask`` with jsm.go's ``ParsePubAck`` (contract §4.4)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from nats.aio.msg import Msg
 
-from ajc_gitops.store_tasks import NO_RESPONDERS, _parse_reply
+from ajc_gitops.store.task_replies import NO_RESPONDERS, _parse_reply
 
 
 def msg(data: bytes, headers: dict[str, str] | None = None) -> Msg:

@@ -1,8 +1,8 @@
 """asyncjobs streams, queues and lifecycle events over NATS, as Go creates them (contract §1, §5).
 
-A sibling of ``store.py`` (to be folded into a ``store`` package), split from
-``store_tasks.py`` for size. Streams are load-or-create: an existing stream or consumer is
-never altered, whoever made it. JetStream API calls go through ``Store._api_request``.
+Part of the store package, split from ``tasks.py`` for size. Streams are load-or-create: an
+existing stream or consumer is never altered, whoever made it. JetStream API calls go through
+``Store._api_request``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ajc_gitops.codec import encode_leader_elected_event
 from ajc_gitops.errors import StoreError
 from ajc_gitops.ksuid import new_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND
-from ajc_gitops.store import Store
+from ajc_gitops.store.client import Store
 
 __all__ = [
     "DEFAULT_QUEUE",

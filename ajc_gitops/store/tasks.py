@@ -1,9 +1,9 @@
 """Firing tasks over NATS exactly as asyncjobs does (contract §4.4): task record, task_state
 event, work item, and ``queue_error`` when the work item is refused.
 
-A sibling of ``store.py`` (to be folded into a ``store`` package): it may import ``nats`` and
-reaches the connection only through ``Store._raw_connection``. Every record and event body
-comes from ``codec``. Streams and queues are in ``store_streams.py``, re-exported here.
+Part of the store package: it may import ``nats`` and reaches the connection only through
+``Store._raw_connection``. Every record and event body comes from ``codec``. Streams and
+queues are in ``streams.py``; how a reply is read, and Go's error texts, in ``task_replies.py``.
 
 ``enqueue_many`` runs the publish sequence of ``storage.go:EnqueueTask`` for many tasks at
 once: each task is a small state machine driven by its replies, all replies arrive on one
@@ -16,69 +16,42 @@ goroutine per fire) and no timeouts (§8 item 17), we have both.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import dataclasses
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from nats.aio.msg import Msg
 
-from ajc_gitops.codec import (
-    decode_task_progress,
-    encode_task,
-    encode_task_state_event,
-    encode_work_item,
-)
+from ajc_gitops.codec import encode_task, encode_task_state_event, encode_work_item
 from ajc_gitops.errors import StoreError
 from ajc_gitops.ksuid import new_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, Task
-from ajc_gitops.store import Store, map_nats_errors
-from ajc_gitops.store_streams import (
-    DEFAULT_QUEUE,
-    QUEUE_STREAM,
-    QUEUE_SUBJECT,
-    TASK_EVENT_SUBJECT,
-    TASK_SUBJECT,
-    TASKS_STREAM,
-    QueueSpec,
-    ensure_queue,
-    ensure_task_streams,
-    publish_leader_elected,
-    queue_stream_config,
-    tasks_stream_config,
-    workers_consumer_config,
+from ajc_gitops.store.client import Store
+from ajc_gitops.store.errors import map_nats_errors
+from ajc_gitops.store.streams import QUEUE_STREAM, QUEUE_SUBJECT, TASK_EVENT_SUBJECT, TASK_SUBJECT, TASKS_STREAM
+from ajc_gitops.store.task_replies import (
+    DUPLICATE_ITEM,
+    NO_RESPONDERS,
+    TIMEOUT,
+    _parse_reply,
+    _stored_but_never_queued,
 )
 
 __all__ = [
-    "DEFAULT_QUEUE",
     "DUPLICATE_ITEM",
     "NO_RESPONDERS",
-    "TASKS_STREAM",
     "TIMEOUT",
     "EnqueueOutcome",
-    "QueueSpec",
     "enqueue_many",
-    "ensure_queue",
-    "ensure_task_streams",
-    "publish_leader_elected",
-    "queue_stream_config",
-    "tasks_stream_config",
-    "workers_consumer_config",
 ]
 
 _EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 _MSG_ID = "Nats-Msg-Id"
 _ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
-# Go's error texts for the last_err of a queue_error task (§4.4 step 4).
-NO_RESPONDERS = "nats: no responders available for request"  # nats.ErrNoResponders
-DUPLICATE_ITEM = "duplicate work queue item"  # asyncjobs ErrDuplicateItem
-TIMEOUT = "nats: timeout"  # nats.ErrTimeout: what Go would say if it had a timeout
 
 _DEFAULT_IN_FLIGHT = 1024
 Status = Literal["enqueued", "duplicate", "queue_error", "error"]
@@ -109,54 +82,6 @@ class EnqueueOutcome:
     state_error: str | None = None
     repaired: bool = False
 
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    ok: bool
-    seq: int | None = None
-    duplicate: bool = False
-    err_code: int | None = None
-    text: str = ""
-    body: dict[str, Any] | None = None
-    no_responders: bool = False
-
-
-def _jsm_error_text(err: dict[str, Any]) -> str:
-    # jsm.go api.ApiError.Error(), which ParsePubAck returns and Go stores as last_err.
-    desc, code, err_code = err.get("description") or "", err.get("code") or 0, err.get("err_code") or 0
-    if desc:
-        return f"{desc} ({err_code})"
-    if code:
-        return f"unknown JetStream {code} Error ({err_code})"
-    return "unknown JetStream Error"
-
-
-def _parse_reply(msg: Msg) -> _Reply:
-    """A PubAck or JetStream API reply, classified the way Go's ``EnqueueTask`` sees it."""
-    if msg.headers and msg.headers.get("Status") == "503":
-        return _Reply(False, text=NO_RESPONDERS, no_responders=True)
-    data = msg.data
-    plain = _PLAIN_PUBACK.fullmatch(data)
-    if plain is not None:  # the common case, without json.loads (about 20% of a fire's CPU)
-        return _Reply(True, seq=int(plain[1]), duplicate=plain[2] is not None)
-    if data.startswith(b"-ERR"):  # jsm.go ParseErrorResponse's legacy form
-        return _Reply(False, text=data[4:].decode(errors="replace").strip().strip("'"))
-    try:
-        body = json.loads(data)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return _Reply(False, text=f"invalid JetStream response {data[:80]!r}")
-    err = body.get("error")
-    if isinstance(err, dict):
-        code = err.get("err_code")
-        return _Reply(False, err_code=code if isinstance(code, int) else None, text=_jsm_error_text(err))
-    seq = body.get("seq")
-    return _Reply(True, seq=seq if isinstance(seq, int) else None, duplicate=body.get("duplicate") is True, body=body)
-
-
-# A PubAck as nats-server writes it; anything else goes through json.loads.
-_PLAIN_PUBACK = re.compile(rb'\{"stream":"[^"\\]*",(?:"domain":"[^"\\]*",)?"seq":([0-9]+)(,"duplicate":true)?\}')
 
 # A publish answered "no responders" reached no stream, so a resend is safe: a replicated
 # stream that was just created, or whose leader is moving, has no subscriber on every server
@@ -420,24 +345,6 @@ class _Pipeline:
         self._in_flight -= 1
         self._remaining -= 1
         self._progress.set()
-
-
-def _stored_but_never_queued(body: dict[str, Any] | None) -> int | None:
-    """The stream sequence of a duplicate's stored record if it is still ``new`` with no
-    tries: the earlier attempt stored it and died before (or while) publishing the work
-    item, so we publish it. That is safe: inside the queue's 2m duplicate window the server
-    drops a second item with the same ``Nats-Msg-Id``, and after it a Go worker that finds
-    a second item for a task that already ran skips it (``processor.go``: complete/expired
-    are acked, active is left alone, and ``setTaskActive`` is a sequence-guarded update, so
-    two workers never both start it)."""
-    message = (body or {}).get("message")
-    if not isinstance(message, dict) or not isinstance(message.get("seq"), int):
-        return None
-    try:
-        record = base64.b64decode(message.get("data") or "", validate=True)
-    except (binascii.Error, TypeError):
-        return None
-    return int(message["seq"]) if decode_task_progress(record) == ("new", 0) else None
 
 
 async def enqueue_many(

@@ -1,7 +1,7 @@
 """The scheduler group's NATS side: member markers and a consistent read of the election key.
 
-A sibling of ``store.py`` (to be folded into a ``store`` package), like ``store_watch.py``:
-it reaches the connection only through ``Store._raw_connection`` / ``Store._api_request``.
+Part of the store package, like ``watch.py``: it reaches the connection only through
+``Store._raw_connection`` / ``Store._api_request``.
 
 Member markers live in the configuration bucket under ``ajc_gitops.schedulers.<name>``. Go
 readers watch ``scheduled_tasks.*`` only (contract §2.1), so Go never sees them, and plan/apply
@@ -18,8 +18,10 @@ import re
 from dataclasses import dataclass
 
 from ajc_gitops.errors import StoreError
-from ajc_gitops.store import CONFIG_BUCKET, ELECTIONS_BUCKET, Store, _decode_reply
-from ajc_gitops.store_watch import ELECTION_KEY
+from ajc_gitops.store.client import Store
+from ajc_gitops.store.errors import _decode_reply
+from ajc_gitops.store.model import CONFIG_BUCKET, ELECTIONS_BUCKET
+from ajc_gitops.store.watch import ELECTION_KEY
 
 __all__ = [
     "MEMBER_PREFIX",

@@ -1,8 +1,8 @@
 """The scheduler's NATS side: the election key's KV operations and a live KV watch.
 
-Part of the store (it imports nats; nothing nats-typed leaves it); to be folded into a
-``store`` package. It uses a ``Store``'s connection through ``Store._raw_connection`` and
-``Store.api_prefix``, with every call under the store's error guard.
+Part of the store package (it imports nats; nothing nats-typed leaves it). It uses a
+``Store``'s connection through ``Store._raw_connection`` and ``Store.api_prefix``, with every
+call under the store's error guard.
 
 The watch is our own ordered push consumer instead of nats-py's ``KeyValue.watch()``: that
 one can signal "initial values done" before the initial values arrived (nats.py #842, and
@@ -28,13 +28,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ajc_gitops.errors import AjcError, ConflictError, StoreError
-from ajc_gitops.store import (
-    CONFIG_BUCKET,
-    ELECTIONS_BUCKET,
-    SCHEDULE_PREFIX,
-    Store,
-    _decode_reply,  # sibling store module
-)
+from ajc_gitops.store.client import Store
+from ajc_gitops.store.errors import _decode_reply
+from ajc_gitops.store.model import CONFIG_BUCKET, ELECTIONS_BUCKET, SCHEDULE_PREFIX
 
 __all__ = [
     "ELECTION_KEY",

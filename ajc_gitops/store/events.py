@@ -1,7 +1,7 @@
 """asyncjobs task_state events as they are published (contract §4.4 step 2), for ``dev``.
 
-A sibling of ``store.py`` (to be folded into a ``store`` package): the subscription is the
-only nats-py object here and never leaves it.
+Part of the store package: the subscription is the only nats-py object here and never
+leaves it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
-from ajc_gitops.store import Store
+from ajc_gitops.store.client import Store
 
 __all__ = ["TaskEvent", "task_events"]
 

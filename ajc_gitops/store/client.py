@@ -1,0 +1,20 @@
+"""``Store``: the connection with its bucket, read and write methods, as one class.
+
+The methods live in one module per job (``connection.py``, ``buckets.py``, ``reads.py``,
+``writes.py``), each a class on top of the connection; ``Store`` only combines them.
+"""
+
+from __future__ import annotations
+
+from ajc_gitops.store.buckets import _Buckets
+from ajc_gitops.store.reads import _Reads
+from ajc_gitops.store.writes import _Writes
+
+__all__ = ["Store"]
+
+
+class Store(_Buckets, _Reads, _Writes):
+    """One NATS connection for the asyncjobs buckets; open once with ``Store.open()``."""
+
+    def __repr__(self) -> str:
+        return f"<Store {self.server}{' closed' if self._closed else ''}>"

@@ -1,0 +1,260 @@
+"""The connection half of ``Store``: connect (auth, TLS, one server at a time without
+reconnect), check JetStream, close, and the error guard and raw JetStream API request that
+every other store module goes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Self
+
+import nats.errors
+import nats.js.api
+from nats.aio.client import Client as NATSClient
+from nats.js.client import JetStreamContext
+
+from ajc_gitops.connect import ConnectOptions
+from ajc_gitops.errors import ConfigError, ConnectError, StoreError
+from ajc_gitops.store.errors import (
+    _decode_reply,
+    _error_text,
+    _ErrorLog,
+    _is_auth_text,
+    _is_permission_text,
+    _permission_text,
+    map_nats_errors,
+)
+
+# Reconnecting stores give up on a silent server after about (2 + 1) x 2 s.
+_PING_INTERVAL_S = 2
+_MAX_OUTSTANDING_PINGS = 2
+_CLOSE_TIMEOUT_S = 1.0  # a clean close takes milliseconds; see Store._close_quietly
+
+_log = logging.getLogger(__name__)
+_TLS_EOF_NOISE = "returning true from eof_received() has no effect when using ssl"
+
+
+class _TlsEofNoise(logging.Filter):
+    """nats-py upgrades to TLS with its own StreamReaderProtocol (not created for SSL), so
+    asyncio warns the line above whenever a TLS server closes the connection, e.g. after a
+    refused client certificate. The failure itself is reported as our one error line; this
+    stray extra line on stderr is dropped, nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _TLS_EOF_NOISE
+
+
+logging.getLogger("asyncio").addFilter(_TlsEofNoise())
+
+
+def _check_files(opts: ConnectOptions) -> None:
+    """Credential and TLS files must exist: nats-py would report only errno text later."""
+    for label, path in (
+        ("creds", opts.creds),
+        ("nkey", opts.nkey),
+        ("TLS certificate", opts.tls_cert),
+        ("TLS key", opts.tls_key),
+        ("TLS CA", opts.tls_ca),
+    ):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{label} file {path} does not exist or is not a file")
+
+
+def _tls_context(opts: ConnectOptions) -> ssl.SSLContext | None:
+    if not opts.uses_tls:
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=str(opts.tls_ca) if opts.tls_ca else None)
+        if opts.tls_cert is not None:
+            key = str(opts.tls_key) if opts.tls_key else None
+            ctx.load_cert_chain(str(opts.tls_cert), key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        files = ", ".join(str(p) for p in (opts.tls_cert, opts.tls_key, opts.tls_ca) if p)
+        raise ConfigError(f"cannot load TLS files ({files}): {_error_text(exc)}") from exc
+    return ctx
+
+
+class _Connection:
+    """One NATS connection; ``Store`` adds the bucket, read and write methods."""
+
+    def __init__(self, nc: NATSClient, options: ConnectOptions, errors: _ErrorLog) -> None:
+        self._nc = nc
+        self._options = options
+        self._errors = errors  # filled by the error callback
+        self._timeout = options.timeout_s
+        if options.js_api_prefix:
+            self._api = options.js_api_prefix.rstrip(".")
+        elif options.js_domain:
+            self._api = f"$JS.{options.js_domain}.API"
+        else:
+            self._api = nats.js.api.DEFAULT_PREFIX
+        self._js: JetStreamContext = nc.jetstream(prefix=self._api, timeout=self._timeout)
+        self._closed = False
+        self.server = options.describe()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, options: ConnectOptions, *, reconnect: bool = False) -> AsyncIterator[Self]:
+        """Connect, check JetStream, yield the store, close it.
+
+        The first connect never retries past ``timeout_s`` (nats-py would otherwise retry
+        60 times, 2 s apart). ``reconnect=True`` keeps reconnecting after a later
+        disconnect, for long-running users (the scheduler).
+        """
+        store = await cls._connect(options, reconnect=reconnect)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    @classmethod
+    async def _connect(cls, options: ConnectOptions, *, reconnect: bool) -> Self:
+        errors = _ErrorLog()
+
+        async def error_cb(exc: Exception) -> None:
+            _log.debug("nats: %s: %s", desc, exc)
+            errors.add(_error_text(exc))
+
+        desc = options.describe()
+        kwargs: dict[str, Any] = {}
+        if options.user and options.password:
+            kwargs.update(user=options.user, password=options.password)
+        elif options.user:
+            # natscli --user without --password is a token (its help: "Username or Token").
+            kwargs["token"] = options.user
+        if options.token:
+            kwargs["token"] = options.token
+        if options.creds is not None:
+            kwargs["user_credentials"] = str(options.creds)
+        if options.nkey is not None:
+            kwargs["nkeys_seed"] = str(options.nkey)
+        if options.inbox_prefix:
+            kwargs["inbox_prefix"] = options.inbox_prefix
+        if reconnect:
+            # A server that stops answering without closing the socket (SIGSTOP, a network
+            # partition) is only noticed by unanswered PINGs: nats-py's default of one every
+            # 2 minutes would keep a scheduler on a dead node that long, past any election
+            # TTL, even with healthy nodes in --server (tests/process/test_scheduler_failover.py).
+            kwargs.update(ping_interval=_PING_INTERVAL_S, max_outstanding_pings=_MAX_OUTSTANDING_PINGS)
+        _check_files(options)
+        tls = _tls_context(options)
+        # Without reconnect, nats-py gives up on the first server that accepts TCP but never
+        # sends INFO (a paused node, a half-open partition) instead of trying the next URL:
+        # so each URL is tried on its own, with its share of the timeout
+        # (tests/faults/test_cluster_faults.py).
+        servers = list(options.servers)
+        groups = [servers] if reconnect or len(servers) < 2 else [[url] for url in servers]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + options.timeout_s
+        for index, group in enumerate(groups):
+            last = index == len(groups) - 1
+            share = max(deadline - loop.time(), 0.05) / (len(groups) - index)
+            nc = NATSClient()
+            try:
+                with map_nats_errors(desc, "connect"):
+                    try:
+                        async with asyncio.timeout(share):
+                            await nc.connect(
+                                servers=group,
+                                name="ajc-gitops",
+                                error_cb=error_cb,
+                                allow_reconnect=reconnect,
+                                # >0 so nats-py drops a server after 2 attempts; reconnect mode
+                                # keeps trying forever once connected.
+                                max_reconnect_attempts=-1 if reconnect else 1,
+                                reconnect_time_wait=1 if reconnect else 0,
+                                # Whole seconds (nats-py's type); the timeout above bounds it to ``share``.
+                                connect_timeout=max(1, int(share + 0.999)),
+                                dont_randomize=True,
+                                tls=tls,
+                                tls_handshake_first=options.tls_first,
+                                **kwargs,
+                            )
+                    except (TimeoutError, nats.errors.NoServersError) as exc:
+                        if not last:
+                            await cls._close_quietly(nc)
+                            continue
+                        # The cause (refused, auth...) went to the error callback.
+                        cause = errors.last() or "timed out"
+                        if cause == "timed out":
+                            cause = f"timed out after {options.timeout_s:g}s"
+                        if _is_auth_text(cause):
+                            raise nats.errors.Error(cause) from exc
+                        raise ConnectError(f"{desc}: cannot connect: {cause.removeprefix('nats: ')}") from exc
+                store = cls(nc, options, errors)
+                await store._check_jetstream()
+            except BaseException:
+                await cls._close_quietly(nc)
+                raise
+            return store
+        raise AssertionError("unreachable: the last server either connects or raises")  # pragma: no cover
+
+    @staticmethod
+    async def _close_quietly(nc: NATSClient) -> None:
+        # Bounded: after a failed TLS upgrade (wrong CA) nats-py's close() waits forever on
+        # the replaced plain transport (nats.py #718); the socket is already closed then.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_CLOSE_TIMEOUT_S):
+                await nc.close()
+
+    async def _check_jetstream(self) -> None:
+        """Fail at open, not at the first write, when JetStream is off for this account."""
+        try:
+            await self._api_request("INFO", None, what="JetStream account info")
+        except ConnectError:
+            raise
+        except StoreError as exc:
+            if isinstance(exc.__cause__, nats.errors.NoRespondersError):
+                raise ConnectError(
+                    f"{self.server}: JetStream is not enabled (nothing answers {self._api}.INFO)"
+                ) from exc
+            raise ConnectError(str(exc)) from exc
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is up (it may be reconnecting with ``reconnect=True``)."""
+        return not self._closed and self._nc.is_connected
+
+    @property
+    def api_prefix(self) -> str:
+        """The JetStream API prefix in use, for ``watch.py`` (with ``_raw_connection``)."""
+        return self._api
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._close_quietly(self._nc)
+
+    def _guard(self, what: str, subject: str | None = None) -> contextlib.AbstractContextManager[None]:
+        if self._closed:
+            raise StoreError(f"{self.server}: store is closed")
+        mark = self._errors.mark()
+
+        def denied() -> str | None:
+            recent = [e for e in self._errors.since(mark) if _is_permission_text(e)]
+            return _permission_text(recent[-1], subject) if recent else None
+
+        return map_nats_errors(self.server, what, permission_error=denied)
+
+    def _raw_connection(
+        self, what: str, subject: str | None = None
+    ) -> tuple[NATSClient, contextlib.AbstractContextManager[None]]:
+        """The connection plus an error guard, for the other modules of this package only
+        (``tasks.py``, ``watch.py``...). Raises ``StoreError`` when closed."""
+        return self._nc, self._guard(what, subject)
+
+    # -- raw requests -------------------------------------------------------------------
+
+    async def _api_request(self, subject: str, body: Mapping[str, Any] | None, *, what: str) -> dict[str, Any]:
+        payload = json.dumps(body).encode() if body is not None else b""
+        api_subject = f"{self._api}.{subject}"
+        with self._guard(what, api_subject):
+            msg = await self._nc.request(api_subject, payload, timeout=self._timeout)
+            return _decode_reply(msg)

@@ -1,0 +1,119 @@
+"""What the store reads and writes: KV entries and snapshots, write operations and their
+outcomes, stream summaries, and the asyncjobs bucket names and KV headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+__all__ = [
+    "CONFIG_BUCKET",
+    "ELECTIONS_BUCKET",
+    "SCHEDULE_PREFIX",
+    "Entry",
+    "Operation",
+    "Outcome",
+    "Snapshot",
+    "StreamSummary",
+    "WriteOp",
+]
+
+CONFIG_BUCKET = "CHORIA_AJ_CONFIGURATION"
+ELECTIONS_BUCKET = "CHORIA_AJ_ELECTIONS"
+SCHEDULE_PREFIX = "scheduled_tasks."
+
+_KV_OPERATION = "KV-Operation"
+_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+
+Operation = Literal["PUT", "DEL", "PURGE"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: str
+    value: bytes | None  # None for DEL/PURGE tombstones
+    revision: int
+    operation: Operation
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every key under ``prefix`` (last value per subject), split into live and tombstoned."""
+
+    prefix: str
+    live: Mapping[str, Entry]
+    tombstones: Mapping[str, Entry]
+
+    @classmethod
+    def build(cls, prefix: str, entries: Iterator[Entry] | Sequence[Entry]) -> Snapshot:
+        live: dict[str, Entry] = {}
+        dead: dict[str, Entry] = {}
+        for e in sorted(entries, key=lambda e: e.key):
+            (live if e.operation == "PUT" else dead)[e.key] = e
+        return cls(prefix, MappingProxyType(live), MappingProxyType(dead))
+
+    def get(self, key: str) -> Entry | None:
+        return self.live.get(key)
+
+    def tombstone_revision(self, key: str) -> int | None:
+        """The revision a Create must expect when ``key`` was deleted (contract §5)."""
+        entry = self.tombstones.get(key)
+        return entry.revision if entry is not None else None
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    kind: Literal["create", "update", "delete", "purge"]
+    key: str
+    value: bytes | None = None
+    revision: int | None = None  # create: the tombstone revision; update/delete/purge: the guard
+
+    @classmethod
+    def create(cls, key: str, value: bytes, *, tombstone_revision: int | None) -> WriteOp:
+        return cls("create", key, value, tombstone_revision)
+
+    @classmethod
+    def update(cls, key: str, value: bytes, *, revision: int) -> WriteOp:
+        """Revision-guarded Update: never for ``scheduled_tasks.*`` (contract §0.3)."""
+        _check_not_schedule(key)
+        return cls("update", key, value, revision)
+
+    @classmethod
+    def delete(cls, key: str, *, revision: int) -> WriteOp:
+        return cls("delete", key, None, revision)
+
+    @classmethod
+    def purge(cls, key: str, *, revision: int | None = None) -> WriteOp:
+        return cls("purge", key, None, revision)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    key: str
+    status: Literal["ok", "conflict", "error"]
+    revision: int | None = None  # the new revision when ok
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    name: str
+    messages: int
+    bytes: int
+    first_seq: int
+    last_seq: int
+    num_subjects: int
+    config: Mapping[str, Any] = field(repr=False)  # the server's JSON stream config
+
+
+def _check_not_schedule(key: str) -> None:
+    # Contract §0.3/§3: an Update of a live schedule is still a Put to a Go scheduler, which
+    # then fires the old and the new definition. Schedules change by Delete, then Create.
+    if key.startswith(SCHEDULE_PREFIX):
+        raise ValueError(f"KV Update of {key} refused: schedules change by Delete then Create (contract §3)")
