@@ -34,6 +34,8 @@ import nats.js.errors
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import pipelined_rate, print_table  # noqa: E402
+
 from ajc_gitops.apply import apply_plan, read_state  # noqa: E402
 from ajc_gitops.commands.common import make_plan  # noqa: E402
 from ajc_gitops.connect import ConnectOptions  # noqa: E402
@@ -87,19 +89,11 @@ async def raw_put_rate(url: str, count: int, window: int) -> float:
         js = nc.jetstream()
         bucket = f"BENCH_RAW_{window}"
         kv = await js.create_key_value(bucket=bucket, history=1)
-        limit = asyncio.Semaphore(window)
-
-        async def put(i: int) -> None:
-            async with limit:
-                await kv.put(f"scheduled_tasks.s{i:05d}", RAW_VALUE)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(put(i) for i in range(count)))
-        elapsed = time.perf_counter() - started
+        rate = await pipelined_rate(count, window, lambda i: kv.put(f"scheduled_tasks.s{i:05d}", RAW_VALUE))
         await js.delete_key_value(bucket)
     finally:
         await nc.close()
-    return count / elapsed
+    return rate
 
 
 async def drop_buckets(url: str) -> None:
@@ -164,8 +158,6 @@ def main() -> None:
     print(f"plan/apply benchmark: {n:,} schedules, median of {args.repeat} runs")
     print(f"python {platform.python_version()}, {platform.machine()}, nats-server on loopback")
     print()
-    print(f"| {'measure':<58} | {'result':>18} | {'goal':>10} |")
-    print(f"|{'-' * 60}|{'-' * 20}|{'-' * 12}|")
     rows = [
         (f"load {n:,} manifests (validate, not part of plan goal)", f"{med['load']:.2f} s", ""),
         (f"plan: read + diff + render, {n:,} live, no changes", f"{med['plan_nochange']:.2f} s", "< 2 s"),
@@ -175,8 +167,7 @@ def main() -> None:
         ("nats-py KeyValue.put pipelined, 1024 in flight", f"{med['raw1024']:,.0f} /s", ""),
         ("apply rate / best raw put rate", f"{ratio:.0%}", ">= 50%"),
     ]
-    for what, value, goal in rows:
-        print(f"| {what:<58} | {value:>18} | {goal:>10} |")
+    print_table(rows, (58, 18, 10))
 
 
 if __name__ == "__main__":

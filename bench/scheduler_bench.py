@@ -34,6 +34,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import pipelined_rate, print_table  # noqa: E402
+
 from ajc_gitops.codec import encode_scheduled_task  # noqa: E402
 from ajc_gitops.connect import ConnectOptions  # noqa: E402
 from ajc_gitops.embedded import start_server  # noqa: E402
@@ -102,20 +104,12 @@ async def raw_publish_rate(url: str, count: int, window: int) -> float:
         js = nc.jetstream()
         stream = f"BENCH_RAW_{window}"
         await js.add_stream(name=stream, subjects=[f"bench.{window}.*"])
-        limit = asyncio.Semaphore(window)
         body = b'{"id":"3HI4lWkYOGcnSR2VvnCoQjEh8IR","type":"bench:burst","queue":"DEFAULT","payload":"bnVsbA=="}'
-
-        async def publish(i: int) -> None:
-            async with limit:
-                await js.publish(f"bench.{window}.{i}", body)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(publish(i) for i in range(count)))
-        elapsed = time.perf_counter() - started
+        rate = await pipelined_rate(count, window, lambda i: js.publish(f"bench.{window}.{i}", body))
         await js.delete_stream(stream)
     finally:
         await nc.close()
-    return count / elapsed
+    return rate
 
 
 def pct(values: list[float], q: float) -> float:
@@ -210,10 +204,7 @@ def main() -> None:
         (f"RSS, {f['loaded']:,.0f} schedules loaded, leading", f"{f['rss_mb']:.0f} MB", "< 300 MB"),
     ]  # fmt: skip
     print(f"scheduler benchmark, python {platform.python_version()}, {platform.machine()}, nats-server on loopback")
-    print(f"| {'measure':<52} | {'result':>26} | {'goal':>12} |")
-    print(f"|{'-' * 54}|{'-' * 28}|{'-' * 14}|")
-    for what, value, goal in rows:
-        print(f"| {what:<52} | {value:>26} | {goal:>12} |")
+    print_table(rows, (52, 26, 12))
     if statistics.fmean([f["idle_p99"]]) >= 0.05:
         print("idle p99 goal missed", file=sys.stderr)
 
