@@ -15,12 +15,14 @@ from typing import Any, Self
 
 import nats.errors
 import nats.js.api
+import nats.js.errors
 from nats.aio.client import Client as NATSClient
 from nats.js.client import JetStreamContext
 
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.errors import ConfigError, ConnectError, StoreError
 from ajc_gitops.store.errors import (
+    _ERR_JS_TEMPORARILY_UNAVAILABLE,
     _decode_reply,
     _error_text,
     _ErrorLog,
@@ -77,6 +79,15 @@ def _tls_context(opts: ConnectOptions) -> ssl.SSLContext | None:
         files = ", ".join(str(p) for p in (opts.tls_cert, opts.tls_key, opts.tls_ca) if p)
         raise ConfigError(f"cannot load TLS files ({files}): {_error_text(exc)}") from exc
     return ctx
+
+
+def _temporarily_unavailable(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, nats.js.errors.APIError) and cause.err_code == _ERR_JS_TEMPORARILY_UNAVAILABLE:
+            return True
+        cause = cause.__cause__
+    return False
 
 
 class _Connection:
@@ -189,7 +200,15 @@ class _Connection:
                             raise nats.errors.Error(cause) from exc
                         raise ConnectError(f"{desc}: cannot connect: {cause.removeprefix('nats: ')}") from exc
                 store = cls(nc, options, errors)
-                await store._check_jetstream()
+                try:
+                    await store._check_jetstream()
+                except ConnectError as exc:
+                    # A node still recovering after a restart answers "temporarily
+                    # unavailable"; the next server in the list may be ready.
+                    if last or not _temporarily_unavailable(exc):
+                        raise
+                    await cls._close_quietly(nc)
+                    continue
             except BaseException:
                 await cls._close_quietly(nc)
                 raise

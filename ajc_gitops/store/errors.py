@@ -25,6 +25,7 @@ _ERR_JS_NOT_ENABLED = frozenset({10039, 10076})
 _ERR_STREAM_NOT_FOUND = 10059
 _ERR_STREAM_NAME_IN_USE = 10058
 _ERR_NO_MESSAGE_FOUND = 10037
+_ERR_JS_TEMPORARILY_UNAVAILABLE = 10008  # a cluster node still recovering its meta layer
 
 
 def _is_permission_text(text: str) -> bool:

@@ -4,6 +4,7 @@ and every connection failure as one clear ConnectError."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -365,6 +366,32 @@ async def test_second_server_in_the_list_is_used_when_the_first_is_down(nats_ser
     down = f"nats://127.0.0.1:{free_ports(1)[0]}"
     async with Store.open(ConnectOptions(servers=(down, nats_server.url), timeout_s=2)) as store:
         assert await store.ensure_buckets()
+
+
+
+async def test_a_server_whose_jetstream_is_still_recovering_is_passed_over(nats_server, nats_server_factory):
+    # A cluster node just back from a restart answers the JetStream API with 503/10008 until
+    # it has found the meta leader. Played here by a server without JetStream whose $JS.API.INFO
+    # is answered that way by a plain client; the next server in the list is then used.
+    recovering = nats_server_factory(jetstream=False)
+    responder = await nats.connect(recovering.url)
+    unavailable = json.dumps(
+        {"error": {"code": 503, "err_code": 10008, "description": "JetStream system temporarily unavailable"}}
+    ).encode()
+
+    async def answer(msg: Any) -> None:
+        await msg.respond(unavailable)
+
+    await responder.subscribe("$JS.API.INFO", cb=answer)
+    await responder.flush()
+    try:
+        async with Store.open(ConnectOptions(servers=(recovering.url, nats_server.url), timeout_s=2)) as store:
+            assert store.connected and await store.ensure_buckets()
+        with pytest.raises(ConnectError, match="temporarily unavailable"):
+            async with Store.open(ConnectOptions(servers=(recovering.url,), timeout_s=2)):
+                pass
+    finally:
+        await responder.close()
 
 
 # -- error mapping --------------------------------------------------------------------------
