@@ -232,7 +232,10 @@ class Follower:
     async def resync(self) -> int:
         """Reconcile with a complete snapshot; returns the number of changes."""
         summary = await self._store.stream_info_summary(CONFIG_BUCKET)
-        snapshot = await self._store.snapshot(SCHEDULE_PREFIX)
+        # Checked against the stream leader: a snapshot from a replica still catching up after
+        # a node restart would lack recent schedules, and reconcile would remove them as
+        # "vanished" although the watch had delivered them.
+        (snapshot,) = await self._store.snapshots((SCHEDULE_PREFIX,))
         changes = self.set.reconcile(snapshot, summary.last_seq)
         self.resyncs += 1
         if changes:

@@ -24,6 +24,7 @@ import nats.errors
 import pytest
 
 from ajc_gitops.embedded import free_ports
+from ajc_gitops.errors import AjcError
 from ajc_gitops.scheduler.runner import SHORT_TTL_ENV
 from tests.scheduler_support import (
     SHORT_TTL,
@@ -103,14 +104,24 @@ def tasks_now(url: str) -> list[dict]:
     return asyncio.run(read_tasks(url))
 
 
-def fired_after(url: str, instant: float, n: int = 2) -> bool:
+def _written(url: str, name: str, value: bytes) -> bool:
+    """Put a schedule; False while the cluster cannot take it (a node rejoining can make
+    JetStream briefly unavailable on every node)."""
+    try:
+        asyncio.run(put_schedule(url, name, value))
+    except AjcError:
+        return False
+    return True
+
+
+def fired_after(url: str, instant: float, n: int = 2, types: tuple[str, ...] = TYPES) -> bool:
     """Every schedule has fired ``n`` slots after ``instant``; not yet when the tasks stream
     cannot be read (its leader was on a node that just went down)."""
     try:
         tasks = tasks_now(url)
     except nats.errors.Error:
         return False
-    return all(sum(1 for t in tasks if t["type"] == tt and slot_of(t) > instant) >= n for tt in TYPES)
+    return all(sum(1 for t in tasks if t["type"] == tt and slot_of(t) > instant) >= n for tt in types)
 
 
 @pytest.mark.parametrize(("members", "how"), [(2, "SIGKILL"), (3, "SIGTERM"), (2, "SIGTERM"), (3, "SIGKILL")])
@@ -157,23 +168,36 @@ def test_three_node_cluster_with_one_node_down(nats_cluster, tmp_path, wait_unti
         name = t.removeprefix("t:")
         asyncio.run(put_schedule(url, name, schedule_record(name, "@every 1s", created_ns=now)))
     group = {f"py-{i}": Member(f"py-{i}", url, tmp_path) for i in range(2)}
+    victim, paused = nats_cluster.servers[0], False  # the node every member connected to first
     try:
         wait_until(lambda: holder_now(url) in group, timeout=4 * SHORT_TTL)
         wait_until(lambda: fired_after(url, time.time() - 30, 2), timeout=10, what="first fires")
         stopped_at = time.time()
-        victim = nats_cluster.servers[0]  # the node every member connected to first
         # SIGSTOP mimics a partition: sockets stay open, nothing answers, so the members must
         # notice the silence themselves rather than get a closed connection.
         if fault == "stop":
             victim.stop()
         else:
             victim.pause()
+            paused = True
         url = ",".join(s.url for s in nats_cluster.servers[1:])
         wait_until(lambda: fired_after(url, stopped_at + 2, 3), timeout=30, what=f"fires with a node down ({fault})")
         recovered = time.time() - stopped_at
         print(f"\n{fault}: every schedule fired 3 slots again {recovered:.1f}s after the node went down")
+        # The node comes back and catches up while the group runs; a schedule added now must
+        # fire, and none may be dropped by a resync that read the returning node's old view.
+        if fault == "stop":
+            victim.start(30)
+        else:
+            victim.resume()
+            paused = False
+        back = time.time()
+        url = nats_cluster.urls
+        s3 = schedule_record("s3", "@every 1s", created_ns=time.time_ns())
+        wait_until(lambda: _written(url, "s3", s3), timeout=30, what="s3 written while the cluster settles")
+        wait_until(lambda: fired_after(url, back + 1, 3, types=(*TYPES, "t:s3")), timeout=30, what="fires after")
     finally:
-        if fault == "pause":
+        if paused:
             victim.resume()
         codes = {name: m.stop(timeout=8) for name, m in group.items()}
     assert all(code == 0 for code in codes.values()), codes
@@ -182,7 +206,8 @@ def test_three_node_cluster_with_one_node_down(nats_cluster, tmp_path, wait_unti
     tasks = tasks_now(url)
     for tt in TYPES:
         slots = assert_exactly_once(tasks, tt)
-        assert slots[0] < stopped_at and slots[-1] > stopped_at + 2
+        assert slots[0] < stopped_at and slots[-1] > back + 2
+    assert assert_exactly_once(tasks, "t:s3")[-1] > back + 2
 
 
 def test_second_interrupt_forces_exit_while_shutdown_hangs(nats_server, tmp_path, wait_until):
