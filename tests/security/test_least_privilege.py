@@ -277,6 +277,9 @@ async def test_scheduler_does_every_store_operation_with_its_role_alone(
         assert [e.key for e in initial if isinstance(e, KvPut)] == ["scheduled_tasks.SEC_REPORT"]
         await store.stream_info_summary(CONFIG_BUCKET)
         assert list((await store.snapshot()).live) == ["scheduled_tasks.SEC_REPORT"]
+        (resynced,) = await store.snapshots(("scheduled_tasks.",))
+        assert list(resynced.live) == ["scheduled_tasks.SEC_REPORT"]
+        assert await store._leader_has("KV_CHORIA_AJ_CONFIGURATION", 1)  # a resync that looks behind
 
         # Firing (contract §4.4): task record, work item, state event; a second attempt at the
         # same slot is found by reading the task's last message.
