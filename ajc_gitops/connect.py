@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ajc_gitops.errors import ConfigError
 
@@ -143,6 +143,34 @@ def redact_url(url: str) -> str:
         return f"{scheme}{user}:***@{hostpart}"
     # A URL with a user and no password carries a token (nats.go/nats.py treat it so).
     return f"{scheme}***@{hostpart}"
+
+
+def client_servers(servers: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The server URLs as the NATS client gets them, and credentials taken out of them.
+
+    nats.go (so natscli and Go asyncjobs) percent-decodes credentials in a URL
+    (``nats://ci:p%40ss@host`` is the password ``p@ss``); nats-py sends them as written. When
+    a URL's userinfo holds a ``%`` escape and every URL with userinfo holds the same one, it is
+    decoded, removed from the URLs and returned as ``user``/``password`` (or ``token`` for a
+    user alone, as nats.go reads it). Anything else goes through unchanged.
+    """
+    found: set[str] = set()
+    bare = []
+    for url in servers:
+        m = _SCHEME_RE.match(url)
+        scheme, rest = (url[: m.end()], url[m.end() :]) if m else ("", url)
+        if "@" in rest:
+            userinfo, hostpart = rest.rsplit("@", 1)
+            found.add(userinfo)
+            bare.append(scheme + hostpart)
+        else:
+            bare.append(url)
+    if len(found) != 1 or "%" not in next(iter(found)):
+        return tuple(servers), {}
+    user, colon, password = next(iter(found)).partition(":")
+    if colon:
+        return tuple(bare), {"user": unquote(user), "password": unquote(password)}
+    return tuple(bare), {"token": unquote(user)}
 
 
 def context_dir(env: Mapping[str, str], config_home: Path | None = None) -> Path:

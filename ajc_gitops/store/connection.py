@@ -19,7 +19,7 @@ import nats.js.errors
 from nats.aio.client import Client as NATSClient
 from nats.js.client import JetStreamContext
 
-from ajc_gitops.connect import ConnectOptions
+from ajc_gitops.connect import ConnectOptions, client_servers
 from ajc_gitops.errors import ConfigError, ConnectError, StoreError
 from ajc_gitops.store.errors import (
     _ERR_JS_TEMPORARILY_UNAVAILABLE,
@@ -160,7 +160,12 @@ class _Connection:
         # sends INFO (a paused node, a half-open partition) instead of trying the next URL:
         # so each URL is tried on its own, with its share of the timeout
         # (tests/faults/test_cluster_faults.py).
-        servers = list(options.servers)
+        client_urls, url_credentials = client_servers(options.servers)
+        if url_credentials:  # a URL's credentials win over the options, as in nats.go
+            for key in ("user", "password", "token"):
+                kwargs.pop(key, None)
+            kwargs.update(url_credentials)
+        servers = list(client_urls)
         groups = [servers] if reconnect or len(servers) < 2 else [[url] for url in servers]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.timeout_s

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.parse
 from typing import Any
 
 import nats
@@ -368,7 +369,6 @@ async def test_second_server_in_the_list_is_used_when_the_first_is_down(nats_ser
         assert await store.ensure_buckets()
 
 
-
 async def test_a_server_whose_jetstream_is_still_recovering_is_passed_over(nats_server, nats_server_factory):
     # A cluster node just back from a restart answers the JetStream API with 503/10008 until
     # it has found the meta leader. Played here by a server without JetStream whose $JS.API.INFO
@@ -392,6 +392,22 @@ async def test_a_server_whose_jetstream_is_still_recovering_is_passed_over(nats_
                 pass
     finally:
         await responder.close()
+
+
+async def test_percent_encoded_credentials_in_a_url_log_in(nats_server_factory):
+    # What natscli accepts for a password with URL characters in it: nats://ci:p%40ss%2F...@host
+    password = "p@ss/w#rd?x:%"
+    server = nats_server_factory(
+        extra_config=f"authorization {{ users = [{{user: ci, password: {json.dumps(password)}}}] }}"
+    )
+    host = server.url.removeprefix("nats://")
+    url = f"nats://ci:{urllib.parse.quote(password, safe='')}@{host}"
+    async with Store.open(opts(url)) as store:
+        assert await store.ensure_buckets()
+    with pytest.raises(ConnectError, match="authorization") as info:
+        async with Store.open(opts(f"nats://ci:{urllib.parse.quote('wrong%', safe='')}@{host}")):
+            pass
+    assert "wrong" not in str(info.value) and "ci:***@" in str(info.value)
 
 
 # -- error mapping --------------------------------------------------------------------------

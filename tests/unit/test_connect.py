@@ -14,6 +14,7 @@ from ajc_gitops.connect import (
     DEFAULT_SERVER,
     ConnectFlags,
     ConnectOptions,
+    client_servers,
     context_dir,
     redact_url,
     resolve_connect_options,
@@ -293,3 +294,20 @@ def test_valid_subject_like_options_pass(config_home):
         "$JS.hub.API",
         "_I.me",
     )
+
+
+@pytest.mark.parametrize(
+    ("servers", "expected_urls", "credentials"),
+    [
+        # Decoded as nats.go decodes them, and handed over as options.
+        (("nats://ci:p%40ss%2Fw%23rd@h:4222",), ("nats://h:4222",), {"user": "ci", "password": "p@ss/w#rd"}),
+        (("nats://t%3Aok@h1", "nats://t%3Aok@h2"), ("nats://h1", "nats://h2"), {"token": "t:ok"}),
+        (("nats://ci:p%25@h1", "nats://h2"), ("nats://h1", "nats://h2"), {"user": "ci", "password": "p%"}),
+        # Nothing to decode, or URLs that disagree: as given.
+        (("nats://ci:plain@h",), ("nats://ci:plain@h",), {}),
+        (("nats://h1", "nats://h2"), ("nats://h1", "nats://h2"), {}),
+        (("nats://a:%41@h1", "nats://b:%42@h2"), ("nats://a:%41@h1", "nats://b:%42@h2"), {}),
+    ],
+)
+def test_percent_encoded_url_credentials_are_decoded_as_go_does(servers, expected_urls, credentials):
+    assert client_servers(servers) == (expected_urls, credentials)
