@@ -218,7 +218,7 @@ def _split_servers(value: str, source: str) -> tuple[str, ...]:
         except ValueError as exc:
             # urlsplit's text can quote part of a password: in nats://u:pa/ss@host the '/' ends
             # the authority, so "pa" is read as the port. Never echo it when there is userinfo.
-            hint = "not a valid URL (give credentials with '/', '?' or '#' as --user/--password)"
+            hint = "not a valid URL (percent-encode '/', '?' and '#' in credentials, or use --user/--password)"
             reason = hint if "@" in s else str(exc)
             raise ConfigError(f"invalid {where}: {reason}") from exc
         if parts.scheme.lower() not in _SCHEMES:
