@@ -19,8 +19,10 @@ monitoring port (no client connection competing with the scheduler) and the sche
   created (nothing queued inside the process beyond what fired), and the fired count keeps up
   with the load (>= 95 % of the slots due since the first sample).
 
-The elections bucket uses the test-only short TTL (``SHORT_TTL_ENV``) so winning takes ~3 s;
-nothing measured depends on it. Run: ``python bench/soak.py --minutes 10``.
+The elections bucket uses the test-only short TTL (``SHORT_TTL_ENV``) so winning takes ~3 s,
+or with ``--go-ttl`` Go's own bucket (10 s TTL); either way a "lost leadership" line in the
+scheduler's log fails the run. Run: ``python bench/soak.py --minutes 10``, or under a fleet's
+load with Go's lease: ``python bench/soak.py --go-ttl --count 100000 --minutes 5``.
 """
 
 from __future__ import annotations
@@ -58,12 +60,13 @@ def opts(url: str) -> ConnectOptions:
     return ConnectOptions(servers=(url,), timeout_s=10.0)
 
 
-async def prepare(url: str, count: int) -> None:
+async def prepare(url: str, count: int, *, go_ttl: bool) -> None:
     async with Store.open(opts(url)) as store:
-        config = Store.bucket_config(ELECTIONS_BUCKET)
-        config["max_age"] = config["duplicate_window"] = int(TTL_S * NS)
-        await store._api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="elections")
-        await store.ensure_buckets()
+        if not go_ttl:
+            config = Store.bucket_config(ELECTIONS_BUCKET)
+            config["max_age"] = config["duplicate_window"] = int(TTL_S * NS)
+            await store._api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="elections")
+        await store.ensure_buckets()  # with go_ttl: Go's elections bucket, 10 s TTL
         await ensure_task_streams(store)
         # Anchors one per second of the last minute: the first slot of each schedule
         # (anchor + 60 s) falls within the next minute, so the load is even from the start and
@@ -147,7 +150,7 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
     return 60 * sum((p[0] - mx) * (p[1] - my) for p in points) / den if den else 0.0
 
 
-def report(samples: list[Sample], count: int) -> bool:
+def report(samples: list[Sample], count: int, lost: int) -> bool:
     first, mid, last = samples[0], samples[len(samples) // 2], samples[-1]
     half = samples[len(samples) // 2 :]
     rows = [
@@ -176,6 +179,7 @@ def report(samples: list[Sample], count: int) -> bool:
         (f"no pending growth (tasks {last.tasks} == queued {last.queued} == created {int(last.created)})", consistent),
         (f"keeps up with the load (fired {fired:.0f} >= 95 % of {due:.0f} due)", keeps_up),
         (f"no duplicate fires suppressed (metric {last.dupes:.0f})", last.dupes == 0),
+        (f"leadership held ({lost} 'lost leadership' log lines)", lost == 0),
     ]
     for text, ok in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}: {text}")
@@ -188,12 +192,18 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--sample-seconds", type=float, default=10.0)
     parser.add_argument("--warmup-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--go-ttl", action="store_true", help="Go's elections bucket (10 s TTL) instead of the 4 s test TTL"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ajc-soak-") as tmp, start_server(work_dir=Path(tmp) / "nats") as server:
-        asyncio.run(prepare(server.url, args.count))
+        asyncio.run(prepare(server.url, args.count, go_ttl=args.go_ttl))
         monitor = free_ports(1)[0]
-        env = {**os.environ, SHORT_TTL_ENV: "1", "NO_COLOR": "1"}
+        env = {**os.environ, "NO_COLOR": "1"}
         env.pop("NATS_URL", None)
+        env.pop(SHORT_TTL_ENV, None)
+        if not args.go_ttl:
+            env[SHORT_TTL_ENV] = "1"
         log = Path(tmp) / "scheduler.log"
         with log.open("w") as err:
             proc = subprocess.Popen(
@@ -242,8 +252,9 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        traceback = "Traceback" in log.read_text()
-        ok = report(samples, args.count)
+        text = log.read_text()
+        traceback = "Traceback" in text
+        ok = report(samples, args.count, text.count("lost leadership"))
         print(f"{'FAIL' if traceback else 'PASS'}: no traceback in the scheduler log; exit {proc.returncode}")
         return 0 if ok and not traceback and proc.returncode == 0 else 1
 
