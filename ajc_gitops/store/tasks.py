@@ -144,9 +144,7 @@ class _Pipeline:
                 while self._in_flight >= self._max_in_flight:
                     await self._wait()
                 self._in_flight += 1
-                # §4.4 step 1: only if the subject is empty, i.e. this slot never fired.
-                await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {
-                    _EXPECTED_LAST_SUBJECT_SEQ: "0"})  # fmt: skip
+                await self._store_task(i)
             while self._remaining:
                 await self._wait()
         finally:
@@ -238,8 +236,7 @@ class _Pipeline:
             if reply.ok and reply.seq is not None:
                 self._seq[i], self._stored[i] = reply.seq, self._clock()
                 await self._event(task)
-                await self._send(i, _QUEUE, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
-                                 {_MSG_ID: task.id})  # fmt: skip
+                await self._send_work_item(i, _QUEUE)
             elif reply.no_responders and self._resend_later(i, _TASK):
                 pass
             elif reply.err_code in _ERR_WRONG_LAST_SEQUENCE:
@@ -250,7 +247,7 @@ class _Pipeline:
         elif stage == _QUEUE:
             if reply.ok and not reply.duplicate:
                 self._finish(i, EnqueueOutcome(task.id, task.queue, "enqueued", self._seq[i], self._stored[i]))
-            elif reply.no_responders and self._may_resend(i, _QUEUE):
+            elif reply.no_responders and self._backoff(i, _QUEUE) is not None:
                 stream = QUEUE_STREAM.format(task.queue)
                 await self._send(i, _QCHECK, f"{self._store.api_prefix}.STREAM.INFO.{stream}", b"", {})
             else:
@@ -270,8 +267,7 @@ class _Pipeline:
                 self._finish(i, self._duplicate(i))
             else:
                 self._seq[i] = seq  # what a queue_error record must expect (step 4)
-                await self._send(i, _REPAIR, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
-                                 {_MSG_ID: task.id})  # fmt: skip
+                await self._send_work_item(i, _REPAIR)
         elif stage == _REPAIR:
             if reply.ok:  # a duplicate ack: the item is (or was, within 2m) there after all
                 self._finish(i, self._duplicate(i, repaired=not reply.duplicate))
@@ -279,15 +275,29 @@ class _Pipeline:
                 self._repaired.add(i)
                 await self._queue_failed(i, reply.text)
 
-    def _may_resend(self, i: int, stage: int) -> bool:
-        first, delay = self._retries.get((i, stage), (time.monotonic(), _RETRY_FIRST_DELAY))
-        return time.monotonic() + delay - first <= self._timeout
+    async def _store_task(self, i: int) -> None:
+        """§4.4 step 1: only if the subject is empty, i.e. this slot never fired."""
+        task = self._tasks[i]
+        await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {_EXPECTED_LAST_SUBJECT_SEQ: "0"})
+
+    async def _send_work_item(self, i: int, stage: int) -> None:
+        # Nats-Msg-Id makes a second landing (a resend, a repair) a duplicate, not a second item.
+        task = self._tasks[i]
+        await self._send(i, stage, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id), {
+            _MSG_ID: task.id})  # fmt: skip
+
+    def _backoff(self, i: int, stage: int) -> tuple[float, float] | None:
+        """(first try, delay) for the next resend of this stage; None once resent for a timeout."""
+        now = time.monotonic()
+        first, delay = self._retries.get((i, stage), (now, _RETRY_FIRST_DELAY))
+        return (first, delay) if now + delay - first <= self._timeout else None
 
     def _resend_later(self, i: int, stage: int) -> bool:
         """Resend this stage's publish after a backoff, unless it has been resent for a timeout."""
-        if not self._may_resend(i, stage):
+        backoff = self._backoff(i, stage)
+        if backoff is None:
             return False
-        first, delay = self._retries.get((i, stage), (time.monotonic(), _RETRY_FIRST_DELAY))
+        first, delay = backoff
         self._retries[(i, stage)] = (first, min(delay * 2, _RETRY_MAX_DELAY))
         resend = asyncio.create_task(self._resend(i, stage, delay))
         self._retrying.add(resend)
@@ -298,13 +308,10 @@ class _Pipeline:
         await asyncio.sleep(delay)
         if self._stage[i] == _DONE or i in self._pending:
             return
-        task = self._tasks[i]
         if stage == _TASK:
-            await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {
-                _EXPECTED_LAST_SUBJECT_SEQ: "0"})  # fmt: skip
-        else:  # the work item: Nats-Msg-Id makes a second landing a duplicate, not a second item
-            await self._send(i, _QUEUE, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id),
-                             {_MSG_ID: task.id})  # fmt: skip
+            await self._store_task(i)
+        else:
+            await self._send_work_item(i, _QUEUE)
 
     async def _queue_failed(self, i: int, last_err: str) -> None:
         """§4.4 step 4: re-store the task as ``queue_error`` on top of the step-1 record."""
