@@ -125,6 +125,17 @@ class ConnectOptions:
         return text
 
 
+def _split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """(scheme with ``://``, userinfo or None, the rest). The last ``@`` ends the userinfo, so
+    unescaped ``@`` or ``/`` in a password stay inside it."""
+    m = _SCHEME_RE.match(url)
+    scheme, rest = (url[: m.end()], url[m.end() :]) if m else ("", url)
+    if "@" not in rest:
+        return scheme, None, rest
+    userinfo, hostpart = rest.rsplit("@", 1)
+    return scheme, userinfo, hostpart
+
+
 def redact_url(url: str) -> str:
     """Hide passwords and tokens: ``nats://user:***@host``, ``nats://***@host`` for a token.
 
@@ -133,11 +144,9 @@ def redact_url(url: str) -> str:
     """
     if "," in url:
         return ",".join(redact_url(part) for part in url.split(","))
-    m = _SCHEME_RE.match(url)
-    scheme, rest = (url[: m.end()], url[m.end() :]) if m else ("", url)
-    if "@" not in rest:
+    scheme, userinfo, hostpart = _split_userinfo(url)
+    if userinfo is None:
         return url
-    userinfo, hostpart = rest.rsplit("@", 1)
     if ":" in userinfo:
         user = userinfo.split(":", 1)[0]
         return f"{scheme}{user}:***@{hostpart}"
@@ -157,14 +166,10 @@ def client_servers(servers: Sequence[str]) -> tuple[tuple[str, ...], dict[str, s
     found: set[str] = set()
     bare = []
     for url in servers:
-        m = _SCHEME_RE.match(url)
-        scheme, rest = (url[: m.end()], url[m.end() :]) if m else ("", url)
-        if "@" in rest:
-            userinfo, hostpart = rest.rsplit("@", 1)
+        scheme, userinfo, hostpart = _split_userinfo(url)
+        if userinfo is not None:
             found.add(userinfo)
-            bare.append(scheme + hostpart)
-        else:
-            bare.append(url)
+        bare.append(scheme + hostpart)
     if len(found) != 1 or "%" not in next(iter(found)):
         return tuple(servers), {}
     user, colon, password = next(iter(found)).partition(":")
