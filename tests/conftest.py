@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from ajc_gitops.embedded import EmbeddedCluster, EmbeddedServer, start_cluster, start_server
-
-T = TypeVar("T")
+from tests import waiting
 
 # -- hypothesis ----------------------------------------------------------------------------
 
@@ -56,50 +54,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 # -- waiting on conditions (never sleep for an event) --------------------------------------
 
-DEFAULT_WAIT_S = 10.0
-_POLL_S = 0.01
-
-
-def _describe(predicate: Callable[..., Any]) -> str:
-    return getattr(predicate, "__qualname__", None) or repr(predicate)
-
-
-def _wait_until(predicate: Callable[[], T], timeout: float = DEFAULT_WAIT_S, what: str = "") -> T:
-    """Poll ``predicate`` until it returns a truthy value (returned) or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or _describe(predicate)}")
-        time.sleep(_POLL_S)
-
-
-async def _async_wait_until(
-    predicate: Callable[[], T | Awaitable[T]], timeout: float = DEFAULT_WAIT_S, what: str = ""
-) -> T:
-    """Async twin: ``predicate`` may be sync or async; the loop keeps running while we wait."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return cast(T, result)
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or _describe(predicate)}")
-        await asyncio.sleep(_POLL_S)
-
 
 @pytest.fixture
 def wait_until() -> Callable[..., Any]:
-    return _wait_until
+    return waiting.wait_until
 
 
 @pytest.fixture
 def async_wait_until() -> Callable[..., Any]:
-    return _async_wait_until
+    return waiting.async_wait_until
 
 
 # -- nats-server ---------------------------------------------------------------------------

@@ -89,6 +89,16 @@ async def _read_all(nc: NATSClient) -> list[dict[str, Any]]:
         await sub.unsubscribe()
 
 
+def tasks_now(url: str) -> list[dict[str, Any]]:
+    return asyncio.run(read_tasks(url))
+
+
+def fired_after(url: str, instant: float, n: int, types: tuple[str, ...]) -> bool:
+    """Every schedule of ``types`` has fired ``n`` slots after ``instant``: a leader is up and firing."""
+    tasks = tasks_now(url)
+    return all(sum(1 for t in tasks if t["type"] == tt and slot_of(t) > instant) >= n for tt in types)
+
+
 def slot_of(task: dict[str, Any]) -> int:
     """Our task IDs carry the fire instant in the KSUID time part (scheduler/tasks.py)."""
     seconds, _ = parse_ksuid(task["id"])  # Unix seconds

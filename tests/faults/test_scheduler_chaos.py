@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,9 @@ import pytest
 from ajc_gitops.embedded import EmbeddedServer
 from ajc_gitops.scheduler.runner import SHORT_TTL_ENV
 from tests.faults.support import repeat
-from tests.scheduler_support import SHORT_TTL, holder_now, per_slot, prepare, put_schedule, read_tasks, slot_of
+from tests.scheduler_support import SHORT_TTL, fired_after, holder_now, per_slot, prepare, put_schedule, tasks_now
 from tests.scheduler_support import record as schedule_record
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -104,28 +104,6 @@ class Run:
     last_kill: float = 0.0
 
 
-def tasks_now(url: str) -> list[dict[str, Any]]:
-    return asyncio.run(read_tasks(url))
-
-
-def fired_after(url: str, instant: float, n: int = 2, types: tuple[str, ...] = TYPES) -> bool:
-    """Every schedule of ``types`` has ``n`` slots after ``instant``: a leader is up and firing."""
-    tasks = tasks_now(url)
-    return all(sum(1 for t in tasks if t["type"] == tt and slot_of(t) > instant) >= n for tt in types)
-
-
-def poll(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Bounded wait on a condition, polling every ``POLL_S``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(POLL_S)
-
-
 def put_schedules(url: str, types: tuple[str, ...]) -> None:
     now = time.time_ns()
     for tt in types:
@@ -166,10 +144,15 @@ def kill_leader_repeatedly(server: EmbeddedServer, tmp_path: Path, kills: int, s
     group = {f"py-{i}": Member(f"py-{i}", url, tmp_path) for i in range(3)}
     run = Run(started=time.time())
     try:
-        poll(lambda: fired_after(url, run.started, 2), 4 * SHORT_TTL + 5, "the first leader's fires")
+        wait_until(
+            lambda: fired_after(url, run.started, 2, TYPES), 4 * SHORT_TTL + 5, "the first leader's fires", POLL_S
+        )
         for k in range(kills):
-            leader = poll(
-                lambda: (h := holder_now(url)) in group and group[h].running and h, FAILOVER_BUDGET_S, "a live leader"
+            leader = wait_until(
+                lambda: (h := holder_now(url)) in group and group[h].running and h,
+                FAILOVER_BUDGET_S,
+                "a live leader",
+                POLL_S,
             )
             # A random moment inside a second: before, on and after slot boundaries, mid-publish.
             time.sleep(rng.uniform(0.0, 1.5))
@@ -182,8 +165,8 @@ def kill_leader_repeatedly(server: EmbeddedServer, tmp_path: Path, kills: int, s
             run.last_kill = killed_at
             group[leader].start()  # the member comes back, under the same name, as a follower
             # Bound as a default: the closure is polled within this iteration only.
-            fired = lambda after=killed_at + 1: fired_after(url, after, 2)  # noqa: E731
-            poll(fired, FAILOVER_BUDGET_S, f"fires after kill {k + 1} ({how.name})")
+            fired = lambda after=killed_at + 1: fired_after(url, after, 2, TYPES)  # noqa: E731
+            wait_until(fired, FAILOVER_BUDGET_S, f"fires after kill {k + 1} ({how.name})", POLL_S)
             run.failovers_s.append(time.time() - killed_at)
         # Every slot of the run is now either fired or missed; stop the group cleanly.
     finally:
@@ -235,7 +218,7 @@ def test_nats_restart_under_a_running_scheduler(nats_server: EmbeddedServer, tmp
     put_schedules(url, TYPES[:2])
     member = Member("py-0", url, tmp_path)
     try:
-        poll(lambda: fired_after(url, time.time() - 30, 2, TYPES[:2]), 4 * SHORT_TTL + 5, "first fires")
+        wait_until(lambda: fired_after(url, time.time() - 30, 2, TYPES[:2]), 4 * SHORT_TTL + 5, "first fires", POLL_S)
         assert member.proc is not None
         pid = member.proc.pid
         restarted_at = time.time()
@@ -246,11 +229,11 @@ def test_nats_restart_under_a_running_scheduler(nats_server: EmbeddedServer, tmp
         else:
             nats_server.restart()
         back_at = time.time()
-        poll(lambda: fired_after(url, back_at + 1, 3, TYPES[:2]), 30, "fires after the server restart")
+        wait_until(lambda: fired_after(url, back_at + 1, 3, TYPES[:2]), 30, "fires after the server restart", POLL_S)
         # Re-watch: a schedule added after the restart is picked up by the same process.
         added_at = time.time()
         put_schedules(url, TYPES[2:3])
-        poll(lambda: fired_after(url, added_at, 2, TYPES[:3]), 15, "the schedule added after the restart")
+        wait_until(lambda: fired_after(url, added_at, 2, TYPES[:3]), 15, "the schedule added after the restart", POLL_S)
         assert member.running and member.proc.pid == pid, "the scheduler process was restarted"
     finally:
         code = member.stop()

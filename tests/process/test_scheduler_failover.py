@@ -32,9 +32,9 @@ from tests.scheduler_support import (
     holder_now,
     prepare,
     put_schedule,
-    read_tasks,
-    slot_of,
+    tasks_now,
 )
+from tests.scheduler_support import fired_after as fired_in_stream
 from tests.scheduler_support import record as schedule_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -100,10 +100,6 @@ def setup_group(url: str) -> None:
         asyncio.run(put_schedule(url, name, schedule_record(name, "@every 1s", created_ns=now)))
 
 
-def tasks_now(url: str) -> list[dict]:
-    return asyncio.run(read_tasks(url))
-
-
 def _written(url: str, name: str, value: bytes) -> bool:
     """Put a schedule; False while the cluster cannot take it (a node rejoining can make
     JetStream briefly unavailable on every node)."""
@@ -118,10 +114,9 @@ def fired_after(url: str, instant: float, n: int = 2, types: tuple[str, ...] = T
     """Every schedule has fired ``n`` slots after ``instant``; not yet when the tasks stream
     cannot be read (its leader was on a node that just went down)."""
     try:
-        tasks = tasks_now(url)
+        return fired_in_stream(url, instant, n, types)
     except nats.errors.Error:
         return False
-    return all(sum(1 for t in tasks if t["type"] == tt and slot_of(t) > instant) >= n for tt in types)
 
 
 # Two of the four (size, signal) pairs: a group of 3 under both signals alternating is
