@@ -43,6 +43,7 @@ from ajc_gitops.manifest.load import LoadResult, load_manifests
 from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.planfile import read_plan
 from ajc_gitops.store import Entry, Snapshot
+from tests.json_paths import json_paths, replaced
 
 NOW = datetime(2026, 11, 27, 7, 45, 22, tzinfo=UTC)
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -299,17 +300,6 @@ def saved_plan(nats_server: EmbeddedServer, tmp_path: Path) -> tuple[str, dict[s
     return nats_server.url, json.loads(planfile.read_text())
 
 
-def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
 @pytest.mark.integration
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
@@ -325,13 +315,8 @@ def test_an_invalid_plan_file_never_writes(
     raw = json.dumps(document).encode()
     how = data.draw(st.sampled_from(["value", "truncate", "flip", "revision"]))
     if how == "value":
-        path = data.draw(st.sampled_from(_paths(document)[1:]))
-        doc = json.loads(raw)
-        target = doc
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = data.draw(FIELD_VALUES)
-        mutated = json.dumps(doc).encode()
+        path = data.draw(st.sampled_from(json_paths(document)[1:]))
+        mutated = json.dumps(replaced(document, path, data.draw(FIELD_VALUES))).encode()
     elif how == "truncate":
         mutated = raw[: data.draw(st.integers(0, len(raw) - 1))]
     elif how == "flip":

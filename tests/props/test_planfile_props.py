@@ -13,6 +13,7 @@ from ajc_gitops import codec
 from ajc_gitops.errors import PlanFileError
 from ajc_gitops.manifest.load import PayloadForm
 from ajc_gitops.plan.planfile import read_plan, write_plan
+from tests.json_paths import json_paths, replaced
 from tests.unit.plan_factories import marker, plan_for, record, task, want
 
 JSON = st.recursive(
@@ -56,28 +57,12 @@ def _base_document() -> dict[str, Any]:
 BASE = _base_document()
 
 
-def _paths(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _paths(item, (*prefix, index))
-    return found
-
-
-PATHS = _paths(BASE)[1:]
+PATHS = json_paths(BASE)[1:]
 
 
 @given(st.sampled_from(PATHS), JSON)
 def test_a_damaged_plan_gives_a_plan_or_plan_file_error(path: tuple[object, ...], value: object) -> None:
-    document = json.loads(json.dumps(BASE))
-    target = document
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = value
-    _read(json.dumps(document).encode())
+    _read(json.dumps(replaced(BASE, path, value)).encode())
 
 
 @given(
