@@ -92,8 +92,8 @@ class Member:
         return self.proc.wait(timeout)
 
 
-def setup_group(url: str) -> None:
-    asyncio.run(prepare(url))
+def setup_group(url: str, replicas: int = 1) -> None:
+    asyncio.run(prepare(url, replicas=replicas))
     now = time.time_ns()
     for t in TYPES:
         name = t.removeprefix("t:")
@@ -159,11 +159,7 @@ def test_leader_failover_misses_and_duplicates_nothing(nats_server, tmp_path, wa
 @pytest.mark.parametrize("fault", ["stop", "pause"])
 def test_three_node_cluster_with_one_node_down(nats_cluster, tmp_path, wait_until, fault):
     url = nats_cluster.urls
-    asyncio.run(prepare(url, replicas=3))
-    now = time.time_ns()
-    for t in TYPES:
-        name = t.removeprefix("t:")
-        asyncio.run(put_schedule(url, name, schedule_record(name, "@every 1s", created_ns=now)))
+    setup_group(url, replicas=3)
     group = {f"py-{i}": Member(f"py-{i}", url, tmp_path) for i in range(2)}
     victim, paused = nats_cluster.servers[0], False  # the node every member connected to first
     try:
