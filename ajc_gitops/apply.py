@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ajc_gitops.errors import AjcError, StalePlanError
-from ajc_gitops.plan.model import MARKER_PREFIX, SCHEDULE_PREFIX, Action, Change, NoticeKind, Plan, marker_key
-from ajc_gitops.store import CONFIG_BUCKET, Outcome, Snapshot, Store, WriteOp
+from ajc_gitops.names import CONFIG_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX, marker_key
+from ajc_gitops.plan.model import Action, Change, NoticeKind, Plan
+from ajc_gitops.state import Outcome, Snapshot, WriteOp
+from ajc_gitops.store import Store
 
 __all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "check_allowed", "check_not_stale", "read_state", "work"]
 

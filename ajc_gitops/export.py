@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ajc_gitops import codec, rules
-from ajc_gitops.durations import format_duration
 from ajc_gitops.errors import AjcError
+from ajc_gitops.gowire.durations import format_duration
 from ajc_gitops.manifest.load import load_manifests
 from ajc_gitops.model import ScheduledTask
-from ajc_gitops.plan.model import SCHEDULE_PREFIX
+from ajc_gitops.names import SCHEDULE_PREFIX
 
 if TYPE_CHECKING:
-    from ajc_gitops.store import Snapshot
+    from ajc_gitops.state import Snapshot
 
 __all__ = ["ExportError", "ExportResult", "Exported", "export_schedules", "render_stream", "write_files"]
 

@@ -1,5 +1,6 @@
 """The data model, defined once. No JSON, YAML or NATS here: ``codec`` owns the wire form and
-``manifest`` the YAML form; both build these values."""
+``manifest`` the YAML form; both build these values. KV entries and snapshots, the values the
+store reads and writes, are in ``state``."""
 
 from __future__ import annotations
 
@@ -72,3 +73,43 @@ class Task:
     state: TaskState = "new"
     tries: int = 0
     last_err: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """The ownership marker ajc-gitops writes beside each schedule it manages (``plan/model.py``)."""
+
+    name: str
+    sha256: str  # hex SHA-256 of the record bytes ajc-gitops wrote (or last found equal to Git)
+    source: str  # manifest file:line:col, "" when unknown
+    applied_at: str  # RFC3339 UTC of the plan that produced it
+    # The manifest marked the payload sensitive. Written only when true, so the markers of
+    # every other schedule keep the bytes they had before the flag existed.
+    sensitive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """One member's marker. ``go_horizon_ns``: the latest Unix-ns instant a Go leader this
+    member saw may have fired at (None: it never saw one); ``go_leader`` its name.
+    ``handled_through_s``/``handled_revision``: while it led, every slot at or before that
+    second of every schedule whose record revision is at most ``handled_revision`` was fired
+    (or is out of any window), so a next leader need not attempt those again."""
+
+    name: str
+    started_ns: int
+    go_leader: str | None = None
+    go_horizon_ns: int | None = None
+    handled_through_s: int | None = None
+    handled_revision: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """What ``dev`` shows of an asyncjobs task_state event (contract §4.4 step 2)."""
+
+    task_id: str
+    state: str
+    task_type: str
+    queue: str
+    last_error: str

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from ajc_gitops import cron
-from ajc_gitops.durations import DurationError, parse_duration
+from ajc_gitops.gowire import cron
+from ajc_gitops.gowire.durations import DurationError, parse_duration
 from ajc_gitops.model import NANOS_PER_SECOND
 
 # Stricter than asyncjobs' own name regex: `:` passes IsValidName but the NATS KV client

@@ -41,9 +41,10 @@ from ajc_gitops.commands.common import make_plan  # noqa: E402
 from ajc_gitops.connect import ConnectOptions  # noqa: E402
 from ajc_gitops.embedded import start_server  # noqa: E402
 from ajc_gitops.manifest.load import DesiredSchedule, load_manifests  # noqa: E402
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET  # noqa: E402
 from ajc_gitops.plan.model import Plan  # noqa: E402
 from ajc_gitops.render.plan import PLAN_RENDERERS  # noqa: E402
-from ajc_gitops.store import CONFIG_BUCKET, ELECTIONS_BUCKET, Store  # noqa: E402
+from ajc_gitops.store import Store  # noqa: E402
 
 T = TypeVar("T")
 PER_FILE = 1000

@@ -39,10 +39,12 @@ from benchlib import pipelined_rate, print_table  # noqa: E402
 from ajc_gitops.codec import encode_scheduled_task  # noqa: E402
 from ajc_gitops.connect import ConnectOptions  # noqa: E402
 from ajc_gitops.embedded import start_server  # noqa: E402
-from ajc_gitops.ksuid import parse_ksuid  # noqa: E402
+from ajc_gitops.gowire.ksuid import parse_ksuid  # noqa: E402
 from ajc_gitops.model import GoTime, ScheduledTask  # noqa: E402
+from ajc_gitops.names import ELECTIONS_BUCKET, SCHEDULE_PREFIX  # noqa: E402
 from ajc_gitops.scheduler.runner import SchedulerConfig, SchedulerService  # noqa: E402
-from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store, WriteOp  # noqa: E402
+from ajc_gitops.state import WriteOp  # noqa: E402
+from ajc_gitops.store import Store  # noqa: E402
 from ajc_gitops.store.streams import ensure_task_streams  # noqa: E402
 
 NS = 1_000_000_000

@@ -20,9 +20,10 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ajc_gitops.codec import encode_scheduled_task
 from ajc_gitops.connect import ConnectOptions
-from ajc_gitops.ksuid import parse_ksuid
+from ajc_gitops.gowire.ksuid import parse_ksuid
 from ajc_gitops.model import GoTime, ScheduledTask
-from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store
+from ajc_gitops.names import ELECTIONS_BUCKET, SCHEDULE_PREFIX
+from ajc_gitops.store import Store
 from ajc_gitops.store.streams import ensure_task_streams
 
 SHORT_TTL = 4.0

@@ -13,7 +13,7 @@ from ajc_gitops.commands import common
 from ajc_gitops.connect import ConnectFlags
 
 if TYPE_CHECKING:
-    from ajc_gitops.store import Snapshot
+    from ajc_gitops.state import Snapshot
 
 
 async def _records(connect: ConnectFlags) -> tuple[str, Snapshot, Snapshot]:
@@ -26,8 +26,8 @@ async def _records(connect: ConnectFlags) -> tuple[str, Snapshot, Snapshot]:
 
 
 def _sensitive_names(markers: Snapshot) -> frozenset[str]:
-    from ajc_gitops.plan.marker import MarkerError, decode_marker
-    from ajc_gitops.plan.model import MARKER_PREFIX
+    from ajc_gitops.codec import MarkerError, decode_marker
+    from ajc_gitops.names import MARKER_PREFIX
 
     found = set()
     for key, entry in markers.live.items():
@@ -42,7 +42,7 @@ def _sensitive_names(markers: Snapshot) -> frozenset[str]:
 
 def run(names: Sequence[str], *, connect: ConnectFlags, out_dir: Path | None, now: datetime | None = None) -> int:
     from ajc_gitops.export import export_schedules, render_stream, write_files
-    from ajc_gitops.plan.model import marker_key
+    from ajc_gitops.names import marker_key
 
     server, records, markers = asyncio.run(_records(connect))
     result = export_schedules(records, names, now=now or datetime.now(UTC), sensitive=_sensitive_names(markers))

@@ -6,10 +6,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from ajc_gitops import cron, rules
+from ajc_gitops import rules
 from ajc_gitops.cli import output
 from ajc_gitops.errors import AjcError, UsageError
-from ajc_gitops.gotime import parse_rfc3339
+from ajc_gitops.gowire import cron
+from ajc_gitops.gowire.gotime import parse_rfc3339
 
 EXIT_OK = 0
 MAX_COUNT = 10_000

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 
 from ajc_gitops.commands import common
 from ajc_gitops.connect import ConnectFlags
-from ajc_gitops.durations import DurationError, parse_duration
 from ajc_gitops.errors import AjcError, UsageError
+from ajc_gitops.gowire.durations import DurationError, parse_duration
 
 __all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "parse_window", "run", "serve_and_tail"]
 

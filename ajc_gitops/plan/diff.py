@@ -18,31 +18,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ajc_gitops import codec, cron
-from ajc_gitops.gotime import GoTimeParseError, format_rfc3339nano, from_datetime, parse_json_time
+from ajc_gitops import codec
+from ajc_gitops.codec import MarkerError, decode_marker, encode_marker, record_digest
+from ajc_gitops.gowire import cron
+from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, from_datetime, parse_json_time
 from ajc_gitops.manifest.load import DesiredSchedule, PayloadForm
-from ajc_gitops.model import GoTime, ScheduledTask
+from ajc_gitops.model import GoTime, Marker, ScheduledTask
+from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
 from ajc_gitops.plan import fields
-from ajc_gitops.plan.marker import Marker, MarkerError, decode_marker, encode_marker, record_digest
-from ajc_gitops.plan.model import (
-    FORMAT_VERSION,
-    MARKER_PREFIX,
-    SCHEDULE_PREFIX,
-    Action,
-    Change,
-    FieldChange,
-    FireTimes,
-    Notice,
-    NoticeKind,
-    Plan,
-    schedule_key,
-)
+from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
 from ajc_gitops.rules import name_problem
 
 if TYPE_CHECKING:
     # Types only: store/ is the async, nats-importing world; plan/ stays synchronous
     # (STYLE.md module map) and only reads the frozen values it is given.
-    from ajc_gitops.store import Entry, Snapshot
+    from ajc_gitops.state import Entry, Snapshot
 
 FIRE_COUNT = 3
 _CREATED_AT_TAIL = re.compile(rb',"created_at":("[^"\\]*")\}')

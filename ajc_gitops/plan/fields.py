@@ -14,7 +14,7 @@ import json
 import re
 from typing import Final
 
-from ajc_gitops.durations import format_duration
+from ajc_gitops.gowire.durations import format_duration
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.plan.model import FieldChange
 

@@ -17,22 +17,12 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from ajc_gitops import codec
+from ajc_gitops.codec import MarkerError, decode_marker
 from ajc_gitops.errors import PlanFileError
-from ajc_gitops.gotime import GoTimeParseError, format_rfc3339nano, parse_json_time
+from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, parse_json_time
 from ajc_gitops.model import ZERO_TIME, GoTime, ScheduledTask
-from ajc_gitops.plan.marker import MarkerError, decode_marker
-from ajc_gitops.plan.model import (
-    FORMAT_VERSION,
-    MARKER_PREFIX,
-    SCHEDULE_PREFIX,
-    Action,
-    Change,
-    FieldChange,
-    FireTimes,
-    Notice,
-    NoticeKind,
-    Plan,
-)
+from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX
+from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
 from ajc_gitops.rules import name_problem
 
 KIND = "ajc-gitops-plan"

@@ -8,15 +8,7 @@ import html
 import re
 
 from ajc_gitops.plan.model import Action, Change, Plan
-from ajc_gitops.render.plan_common import (
-    SYMBOL,
-    VERB,
-    drifted_noops,
-    field_line,
-    fire_lines,
-    shown_changes,
-    summary,
-)
+from ajc_gitops.render.plan_common import SYMBOL, VERB, drifted_noops, field_line, fire_lines, shown_changes, summary
 
 MAX_ROWS = 200
 MAX_DETAILS = 50

@@ -32,8 +32,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ajc_gitops.cron import EverySchedule
-from ajc_gitops.gotime_date import GoTimeRangeError, from_unix, to_unix
+from ajc_gitops.gowire.cron import EverySchedule
+from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
 from ajc_gitops.scheduler.follow import FollowedSchedule
 from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, every_slots

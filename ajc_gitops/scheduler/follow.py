@@ -23,10 +23,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, Protocol
 
-from ajc_gitops import codec, cron
+from ajc_gitops import codec
 from ajc_gitops.errors import AjcError
+from ajc_gitops.gowire import cron
 from ajc_gitops.model import ScheduledTask
-from ajc_gitops.store import CONFIG_BUCKET, SCHEDULE_PREFIX, Snapshot, Store
+from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
+from ajc_gitops.state import Snapshot
+from ajc_gitops.store import Store
 from ajc_gitops.store.watch import InitialDone, KvPut, WatchEvent, raise_if_cancelling, watch_keys
 
 __all__ = [

@@ -27,6 +27,7 @@ import zoneinfo
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from ajc_gitops.codec import check_member_name
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.errors import AjcError, ConfigError
 from ajc_gitops.scheduler.election import MAX_REQUEST_TIMEOUT_S, ElectionError, Elector, Timing
@@ -35,7 +36,6 @@ from ajc_gitops.scheduler.follow import DEFAULT_RESYNC_S, Follower
 from ajc_gitops.scheduler.group import GroupTiming, GroupView, GroupWatch
 from ajc_gitops.scheduler.metrics import MonitorServer, SchedulerMetrics
 from ajc_gitops.store import Store
-from ajc_gitops.store.group import check_member_name
 from ajc_gitops.store.streams import ensure_task_streams, publish_leader_elected
 from ajc_gitops.store.watch import NatsElectionKV
 

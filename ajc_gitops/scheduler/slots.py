@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import datetime
 
-from ajc_gitops.cron import EverySchedule, SpecSchedule
-from ajc_gitops.gotime_date import GoTimeRangeError, from_unix, to_unix
+from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule
+from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask
 
 __all__ = [

@@ -36,9 +36,9 @@ import hashlib
 import re
 
 from ajc_gitops.codec import encode_task, encode_task_state_event, task_payload_for_schedule
-from ajc_gitops.gojson import go_bytes
-from ajc_gitops.gotime_date import to_unix
-from ajc_gitops.ksuid import PAYLOAD_LEN, ksuid_from_parts
+from ajc_gitops.gowire.godate import to_unix
+from ajc_gitops.gowire.gojson import go_bytes
+from ajc_gitops.gowire.ksuid import PAYLOAD_LEN, ksuid_from_parts
 from ajc_gitops.model import GoTime, ScheduledTask, Task
 
 __all__ = [

@@ -16,18 +16,10 @@ module's names are imported from ``ajc_gitops.store``; the others by their modul
 
 from __future__ import annotations
 
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, SCHEDULE_PREFIX
+from ajc_gitops.state import Entry, Outcome, Snapshot, StreamSummary, WriteOp
 from ajc_gitops.store.client import Store
 from ajc_gitops.store.errors import map_nats_errors
-from ajc_gitops.store.model import (
-    CONFIG_BUCKET,
-    ELECTIONS_BUCKET,
-    SCHEDULE_PREFIX,
-    Entry,
-    Outcome,
-    Snapshot,
-    StreamSummary,
-    WriteOp,
-)
 
 __all__ = [
     "CONFIG_BUCKET",

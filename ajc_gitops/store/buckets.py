@@ -11,9 +11,10 @@ from typing import Any
 import nats.js.errors
 
 from ajc_gitops.errors import StoreError
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET
+from ajc_gitops.state import StreamSummary
 from ajc_gitops.store.connection import _Connection
 from ajc_gitops.store.errors import _ERR_STREAM_NAME_IN_USE, _is_not_found
-from ajc_gitops.store.model import CONFIG_BUCKET, ELECTIONS_BUCKET, StreamSummary
 
 _NS = 1_000_000_000
 

@@ -8,36 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
+from ajc_gitops.codec import decode_task_event
+from ajc_gitops.model import TaskEvent
 from ajc_gitops.store.client import Store
 
-__all__ = ["TaskEvent", "task_events"]
+__all__ = ["task_events"]
 
 _SUBJECT = "CHORIA_AJ.E.task_state.>"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskEvent:
-    task_id: str
-    state: str
-    task_type: str
-    queue: str
-    last_error: str
-
-
-def _decode(data: bytes) -> TaskEvent | None:
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    return TaskEvent(*(str(body.get(k) or "") for k in ("task_id", "state", "task_type", "queue", "last_error")))
 
 
 async def task_events(store: Store) -> AsyncGenerator[TaskEvent, None]:
@@ -45,7 +26,7 @@ async def task_events(store: Store) -> AsyncGenerator[TaskEvent, None]:
     queue: asyncio.Queue[TaskEvent] = asyncio.Queue()
 
     async def on_msg(msg: Msg) -> None:
-        event = _decode(msg.data)
+        event = decode_task_event(msg.data)
         if event is not None:
             queue.put_nowait(event)
 

@@ -14,9 +14,10 @@ import nats.js.errors
 from nats.aio.msg import Msg
 
 from ajc_gitops.errors import StoreError
+from ajc_gitops.names import CONFIG_BUCKET, KV_OPERATION, SCHEDULE_PREFIX
+from ajc_gitops.state import Entry, Operation, Snapshot
 from ajc_gitops.store.connection import _Connection
 from ajc_gitops.store.errors import _ERR_NO_MESSAGE_FOUND, _is_not_found
-from ajc_gitops.store.model import _KV_OPERATION, CONFIG_BUCKET, SCHEDULE_PREFIX, Entry, Operation, Snapshot
 
 _SNAPSHOT_ATTEMPTS = 3
 # A read from a replica behind the leader is repeated after these pauses (doubling).
@@ -130,7 +131,7 @@ class _Reads(_Connection):
 
         async def on_msg(msg: Msg) -> None:
             meta = msg.metadata
-            op = (msg.headers or {}).get(_KV_OPERATION, "PUT")
+            op = (msg.headers or {}).get(KV_OPERATION, "PUT")
             operation: Operation = "DEL" if op == "DEL" else "PURGE" if op == "PURGE" else "PUT"
             key = msg.subject[strip:]
             rev = meta.sequence.stream

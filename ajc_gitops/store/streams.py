@@ -16,7 +16,7 @@ import nats.js.errors
 
 from ajc_gitops.codec import encode_leader_elected_event
 from ajc_gitops.errors import StoreError
-from ajc_gitops.ksuid import new_ksuid
+from ajc_gitops.gowire.ksuid import new_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND
 from ajc_gitops.store.client import Store
 

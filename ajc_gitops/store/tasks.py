@@ -28,18 +28,12 @@ from nats.aio.msg import Msg
 
 from ajc_gitops.codec import encode_task, encode_task_state_event, encode_work_item
 from ajc_gitops.errors import StoreError
-from ajc_gitops.ksuid import new_ksuid
+from ajc_gitops.gowire.ksuid import new_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, Task
+from ajc_gitops.names import QUEUE_STREAM, QUEUE_SUBJECT, TASK_EVENT_SUBJECT, TASK_SUBJECT, TASKS_STREAM
 from ajc_gitops.store.client import Store
 from ajc_gitops.store.errors import map_nats_errors
-from ajc_gitops.store.streams import QUEUE_STREAM, QUEUE_SUBJECT, TASK_EVENT_SUBJECT, TASK_SUBJECT, TASKS_STREAM
-from ajc_gitops.store.task_replies import (
-    DUPLICATE_ITEM,
-    NO_RESPONDERS,
-    TIMEOUT,
-    _parse_reply,
-    _stored_but_never_queued,
-)
+from ajc_gitops.store.task_replies import DUPLICATE_ITEM, NO_RESPONDERS, TIMEOUT, _parse_reply, _stored_but_never_queued
 
 __all__ = [
     "DUPLICATE_ITEM",

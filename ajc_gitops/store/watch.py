@@ -28,9 +28,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ajc_gitops.errors import AjcError, ConflictError, StoreError
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, SCHEDULE_PREFIX
 from ajc_gitops.store.client import Store
 from ajc_gitops.store.errors import _decode_reply
-from ajc_gitops.store.model import CONFIG_BUCKET, ELECTIONS_BUCKET, SCHEDULE_PREFIX
 
 __all__ = [
     "ELECTION_KEY",

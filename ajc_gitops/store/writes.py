@@ -15,16 +15,10 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from ajc_gitops.errors import StoreError
+from ajc_gitops.names import CONFIG_BUCKET, EXPECTED_LAST_SUBJECT_SEQ, KV_OPERATION, ROLLUP
+from ajc_gitops.state import Outcome, WriteOp, check_not_schedule
 from ajc_gitops.store.connection import _Connection
 from ajc_gitops.store.errors import _ERR_WRONG_LAST_SEQUENCE, _decode_reply, _is_permission_text, _permission_text
-from ajc_gitops.store.model import (
-    _EXPECTED_LAST_SUBJECT_SEQ,
-    _KV_OPERATION,
-    CONFIG_BUCKET,
-    Outcome,
-    WriteOp,
-    _check_not_schedule,
-)
 
 # nats.go/nats.py key rule (kv.go validKeyRe), plus no leading/trailing dot.
 _VALID_KEY_RE = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
@@ -34,12 +28,12 @@ _DEFAULT_IN_FLIGHT = 1024
 def _headers(op: WriteOp) -> dict[str, str]:
     """The KV headers nats.go sends for each operation (contract §3 table)."""
     if op.kind in ("create", "update"):
-        return {_EXPECTED_LAST_SUBJECT_SEQ: str(op.revision or 0)}
+        return {EXPECTED_LAST_SUBJECT_SEQ: str(op.revision or 0)}
     if op.kind == "delete":
-        return {_KV_OPERATION: "DEL", _EXPECTED_LAST_SUBJECT_SEQ: str(op.revision or 0)}
-    headers = {_KV_OPERATION: "PURGE", "Nats-Rollup": "sub"}
+        return {KV_OPERATION: "DEL", EXPECTED_LAST_SUBJECT_SEQ: str(op.revision or 0)}
+    headers = {KV_OPERATION: "PURGE", ROLLUP: "sub"}
     if op.revision is not None:
-        headers[_EXPECTED_LAST_SUBJECT_SEQ] = str(op.revision)
+        headers[EXPECTED_LAST_SUBJECT_SEQ] = str(op.revision)
     return headers
 
 
@@ -79,23 +73,23 @@ class _Writes(_Connection):
     ) -> int:
         """KV Create: succeeds only if the key is absent (or still at its tombstone revision)."""
         expected = str(tombstone_revision or 0)
-        return await self._kv_publish(bucket, key, value, {_EXPECTED_LAST_SUBJECT_SEQ: expected}, "create")
+        return await self._kv_publish(bucket, key, value, {EXPECTED_LAST_SUBJECT_SEQ: expected}, "create")
 
     async def update(self, key: str, value: bytes, *, revision: int, bucket: str = CONFIG_BUCKET) -> int:
         """KV Update: succeeds only if ``key`` is still at ``revision``. For ajc-gitops's own
         keys (the ownership markers); refused for schedules (contract §0.3)."""
-        _check_not_schedule(key)
-        return await self._kv_publish(bucket, key, value, {_EXPECTED_LAST_SUBJECT_SEQ: str(revision)}, "update")
+        check_not_schedule(key)
+        return await self._kv_publish(bucket, key, value, {EXPECTED_LAST_SUBJECT_SEQ: str(revision)}, "update")
 
     async def delete(self, key: str, *, revision: int, bucket: str = CONFIG_BUCKET) -> int:
         """Revision-guarded delete; returns the tombstone's revision (for a later Create)."""
-        headers = {_KV_OPERATION: "DEL", _EXPECTED_LAST_SUBJECT_SEQ: str(revision)}
+        headers = {KV_OPERATION: "DEL", EXPECTED_LAST_SUBJECT_SEQ: str(revision)}
         return await self._kv_publish(bucket, key, b"", headers, "delete")
 
     async def purge(self, key: str, *, revision: int | None = None, bucket: str = CONFIG_BUCKET) -> int:
-        headers = {_KV_OPERATION: "PURGE", "Nats-Rollup": "sub"}
+        headers = {KV_OPERATION: "PURGE", ROLLUP: "sub"}
         if revision is not None:
-            headers[_EXPECTED_LAST_SUBJECT_SEQ] = str(revision)
+            headers[EXPECTED_LAST_SUBJECT_SEQ] = str(revision)
         return await self._kv_publish(bucket, key, b"", headers, "purge")
 
     async def put_raw(self, key: str, value: bytes, *, bucket: str = CONFIG_BUCKET) -> int:
@@ -132,7 +126,7 @@ class _Writes(_Connection):
             try:
                 _check_key(op.key)
                 if op.kind == "update":
-                    _check_not_schedule(op.key)
+                    check_not_schedule(op.key)
             except (StoreError, ValueError) as exc:
                 outcomes[i] = Outcome(op.key, "error", None, str(exc))
             else:

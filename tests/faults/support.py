@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 
 from ajc_gitops import codec
+from ajc_gitops.codec import decode_marker, record_digest
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.embedded import EmbeddedServer
 from ajc_gitops.model import ZERO_TIME, ScheduledTask
-from ajc_gitops.plan.marker import decode_marker, record_digest
-from ajc_gitops.plan.model import MARKER_PREFIX, SCHEDULE_PREFIX
-from ajc_gitops.store import CONFIG_BUCKET, Store
+from ajc_gitops.names import CONFIG_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX
+from ajc_gitops.store import Store
 
 PROCESS_TIMEOUT_S = 60.0
 

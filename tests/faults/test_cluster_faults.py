@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from ajc_gitops.embedded import EmbeddedCluster, EmbeddedServer
-from ajc_gitops.store import CONFIG_BUCKET, Store
+from ajc_gitops.names import CONFIG_BUCKET
+from ajc_gitops.store import Store
 from tests.faults.support import (
     Finished,
     assert_exactly,

@@ -24,10 +24,10 @@ import nats.js.api
 import pytest
 
 from ajc_gitops import codec
+from ajc_gitops.codec import decode_marker, record_digest
 from ajc_gitops.model import ScheduledTask
-from ajc_gitops.plan.marker import decode_marker, record_digest
-from ajc_gitops.plan.model import SCHEDULE_PREFIX
-from ajc_gitops.store import CONFIG_BUCKET, Store
+from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
+from ajc_gitops.store import Store
 from tests.faults.support import (
     CliProcess,
     assert_exactly,

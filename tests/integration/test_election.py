@@ -25,9 +25,10 @@ import nats
 import pytest
 
 from ajc_gitops.connect import ConnectOptions
+from ajc_gitops.names import ELECTION_KEY, ELECTIONS_BUCKET
 from ajc_gitops.scheduler.election import Elector, Timing
-from ajc_gitops.store import ELECTIONS_BUCKET, Store
-from ajc_gitops.store.watch import ELECTION_KEY, NatsElectionKV
+from ajc_gitops.store import Store
+from ajc_gitops.store.watch import NatsElectionKV
 
 pytestmark = pytest.mark.integration
 

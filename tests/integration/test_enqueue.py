@@ -21,8 +21,8 @@ from nats.aio.msg import Msg
 from ajc_gitops.codec import encode_task
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.errors import StoreError
-from ajc_gitops.gotime import format_rfc3339nano
-from ajc_gitops.ksuid import parse_ksuid
+from ajc_gitops.gowire.gotime import format_rfc3339nano
+from ajc_gitops.gowire.ksuid import parse_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask, Task
 from ajc_gitops.scheduler.tasks import build_task
 from ajc_gitops.store import Store

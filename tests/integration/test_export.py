@@ -26,7 +26,8 @@ from ajc_gitops.export import ExportError, export_schedules, render_stream
 from ajc_gitops.manifest.load import load_manifests
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.plan.model import Action, NoticeKind
-from ajc_gitops.store import Entry, Snapshot, Store
+from ajc_gitops.state import Entry, Snapshot
+from ajc_gitops.store import Store
 
 pytestmark = pytest.mark.integration
 

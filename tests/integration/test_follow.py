@@ -14,9 +14,10 @@ from ajc_gitops.codec import encode_scheduled_task
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.errors import StoreError
 from ajc_gitops.model import GoTime, ScheduledTask
+from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
 from ajc_gitops.scheduler.follow import Follower
 from ajc_gitops.scheduler.metrics import SchedulerMetrics
-from ajc_gitops.store import CONFIG_BUCKET, SCHEDULE_PREFIX, Store
+from ajc_gitops.store import Store
 from ajc_gitops.store.watch import InitialDone, KvDelete, KvPurge, KvPut, WatchEvent, watch_keys
 
 pytestmark = pytest.mark.integration

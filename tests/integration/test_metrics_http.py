@@ -15,10 +15,11 @@ import pytest
 from ajc_gitops.codec import encode_scheduled_task
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.model import ScheduledTask
+from ajc_gitops.names import ELECTIONS_BUCKET, SCHEDULE_PREFIX
 from ajc_gitops.scheduler.election import Elector, Timing
 from ajc_gitops.scheduler.follow import Follower
 from ajc_gitops.scheduler.metrics import GO_NAMES, OUR_NAMES, MonitorServer, SchedulerMetrics
-from ajc_gitops.store import ELECTIONS_BUCKET, SCHEDULE_PREFIX, Store
+from ajc_gitops.store import Store
 from ajc_gitops.store.watch import NatsElectionKV, watch_keys
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,11 @@ from ajc_gitops.connect import ConnectFlags, ConnectOptions
 from ajc_gitops.embedded import free_ports
 from ajc_gitops.errors import AjcError, ConnectError, StalePlanError
 from ajc_gitops.manifest.load import load_manifests
-from ajc_gitops.plan.model import Action, NoticeKind, Plan, marker_key
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, marker_key
+from ajc_gitops.plan.model import Action, NoticeKind, Plan
 from ajc_gitops.plan.planfile import read_plan
-from ajc_gitops.store import CONFIG_BUCKET, ELECTIONS_BUCKET, Store, WriteOp
+from ajc_gitops.state import WriteOp
+from ajc_gitops.store import Store
 
 pytestmark = pytest.mark.integration
 

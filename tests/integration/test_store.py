@@ -17,16 +17,9 @@ import pytest
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.embedded import free_ports
 from ajc_gitops.errors import ConfigError, ConflictError, ConnectError, StoreError
-from ajc_gitops.store import (
-    CONFIG_BUCKET,
-    ELECTIONS_BUCKET,
-    Entry,
-    Outcome,
-    Snapshot,
-    Store,
-    WriteOp,
-    map_nats_errors,
-)
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET
+from ajc_gitops.state import Entry, Outcome, Snapshot, WriteOp
+from ajc_gitops.store import Store, map_nats_errors
 
 pytestmark = pytest.mark.integration
 

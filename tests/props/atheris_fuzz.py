@@ -19,8 +19,8 @@ import atheris
 
 with atheris.instrument_imports(include=["ajc_gitops"]):
     from ajc_gitops import codec
-    from ajc_gitops.cron import CronError, parse_standard
     from ajc_gitops.errors import PlanFileError
+    from ajc_gitops.gowire.cron import CronError, parse_standard
     from ajc_gitops.manifest.yamlload import load_documents
     from ajc_gitops.plan.planfile import read_plan
     from ajc_gitops.problems import Location, Problem

@@ -8,12 +8,7 @@ import json
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ajc_gitops.codec import (
-    DecodeError,
-    decode_scheduled_task,
-    encode_scheduled_task,
-    go_json_marshal,
-)
+from ajc_gitops.codec import DecodeError, decode_scheduled_task, encode_scheduled_task, go_json_marshal
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ajc_gitops.cron import CronError, EverySchedule, SpecSchedule, next_times, parse_standard
+from ajc_gitops.gowire.cron import CronError, EverySchedule, SpecSchedule, next_times, parse_standard
 
 ZONES = [
     "UTC", "America/New_York", "Europe/Berlin", "America/Havana", "Australia/Lord_Howe",

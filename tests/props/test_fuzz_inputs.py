@@ -35,14 +35,14 @@ from hypothesis import strategies as st
 
 from ajc_gitops.cli.app import main
 from ajc_gitops.connect import ConnectFlags, resolve_connect_options
-from ajc_gitops.cron import EverySchedule, SpecSchedule, next_times, parse_standard
 from ajc_gitops.embedded import EmbeddedServer
 from ajc_gitops.errors import ConfigError, PlanFileError
 from ajc_gitops.export import export_schedules
+from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule, next_times, parse_standard
 from ajc_gitops.manifest.load import LoadResult, load_manifests
 from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.planfile import read_plan
-from ajc_gitops.store import Entry, Snapshot
+from ajc_gitops.state import Entry, Snapshot
 from tests.json_paths import json_paths, replaced
 
 NOW = datetime(2026, 11, 27, 7, 45, 22, tzinfo=UTC)

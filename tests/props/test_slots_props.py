@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ajc_gitops.cron import EverySchedule, SpecSchedule, parse_standard
+from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule, parse_standard
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime
 from ajc_gitops.scheduler.slots import due_slots, every_slots, slots_between
 

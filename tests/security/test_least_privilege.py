@@ -24,10 +24,12 @@ from nats.aio.msg import Msg
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.embedded import EmbeddedServer
 from ajc_gitops.errors import AjcError
-from ajc_gitops.model import GoTime, ScheduledTask
+from ajc_gitops.model import GoTime, MemberRecord, ScheduledTask
+from ajc_gitops.names import CONFIG_BUCKET
 from ajc_gitops.scheduler.tasks import build_task
-from ajc_gitops.store import CONFIG_BUCKET, Snapshot, Store, WriteOp
-from ajc_gitops.store.group import MemberRecord, read_holder, read_members, write_member
+from ajc_gitops.state import Snapshot, WriteOp
+from ajc_gitops.store import Store
+from ajc_gitops.store.group import read_holder, read_members, write_member
 from ajc_gitops.store.streams import QueueSpec, ensure_queue, ensure_task_streams, publish_leader_elected
 from ajc_gitops.store.tasks import enqueue_many
 from ajc_gitops.store.watch import InitialDone, KvPut, NatsElectionKV, WatchEvent, watch_keys

@@ -7,14 +7,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from ajc_gitops import codec
-from ajc_gitops.gotime import parse_rfc3339
+from ajc_gitops.codec import encode_marker, record_digest
+from ajc_gitops.gowire.gotime import parse_rfc3339
 from ajc_gitops.manifest.load import DesiredSchedule, PayloadForm
-from ajc_gitops.model import ScheduledTask
+from ajc_gitops.model import Marker, ScheduledTask
+from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX
 from ajc_gitops.plan.diff import compute_plan
-from ajc_gitops.plan.marker import Marker, encode_marker, record_digest
-from ajc_gitops.plan.model import MARKER_PREFIX, SCHEDULE_PREFIX, Plan
+from ajc_gitops.plan.model import Plan
 from ajc_gitops.problems import Location
-from ajc_gitops.store import Entry, Snapshot
+from ajc_gitops.state import Entry, Snapshot
 
 NOW = datetime(2026, 11, 27, 9, 0, 0, 123456, tzinfo=UTC)
 WRITTEN = "2026-07-22T08:39:24.1234567Z"

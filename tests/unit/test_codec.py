@@ -18,7 +18,7 @@ from ajc_gitops.codec import (
     encode_scheduled_task,
     go_json_marshal,
 )
-from ajc_gitops.gotime import format_rfc3339nano
+from ajc_gitops.gowire.gotime import format_rfc3339nano
 from ajc_gitops.model import NANOS_PER_SECOND, ZERO_TIME, GoTime, ScheduledTask
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "go_vectors.json").read_text())

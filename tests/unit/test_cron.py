@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ajc_gitops.cron import CronError, EverySchedule, SpecSchedule, next_times, parse_standard
-from ajc_gitops.gotime_date import from_unix, go_date
+from ajc_gitops.gowire.cron import CronError, EverySchedule, SpecSchedule, next_times, parse_standard
+from ajc_gitops.gowire.godate import from_unix, go_date
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "cron_vectors.json").read_text("utf-8"))["cases"]
 

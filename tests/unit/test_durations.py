@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ajc_gitops.durations import DurationError, format_duration, parse_duration
+from ajc_gitops.gowire.durations import DurationError, format_duration, parse_duration
 
 _GO = json.loads((Path(__file__).resolve().parents[1] / "data" / "go_vectors.json").read_text("utf-8"))
 DURATIONS = _GO["durations"]

@@ -15,14 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from ajc_gitops.errors import ConflictError, StoreError
-from ajc_gitops.scheduler.election import (
-    Campaign,
-    ElectionError,
-    Elector,
-    Role,
-    Timing,
-    next_tick,
-)
+from ajc_gitops.scheduler.election import Campaign, ElectionError, Elector, Role, Timing, next_tick
 
 TTL = 10.0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from ajc_gitops import cron
+from ajc_gitops.gowire import cron
 from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import FollowedSchedule

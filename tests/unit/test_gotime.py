@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ajc_gitops.gotime import (
+from ajc_gitops.gowire.gotime import (
     GoTimeParseError,
     format_rfc3339nano,
     from_datetime,

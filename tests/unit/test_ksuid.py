@@ -8,13 +8,7 @@ from typing import Any
 
 import pytest
 
-from ajc_gitops.ksuid import (
-    encode_base62,
-    ksuid_bytes,
-    ksuid_from_parts,
-    new_ksuid,
-    parse_ksuid,
-)
+from ajc_gitops.gowire.ksuid import encode_base62, ksuid_bytes, ksuid_from_parts, new_ksuid, parse_ksuid
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "go_vectors.json").read_text())
 

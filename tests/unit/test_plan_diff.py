@@ -8,10 +8,10 @@ import json
 import pytest
 
 from ajc_gitops import codec
-from ajc_gitops.gotime import format_rfc3339nano, from_datetime
+from ajc_gitops.codec import MarkerError, decode_marker, record_digest
+from ajc_gitops.gowire.gotime import format_rfc3339nano, from_datetime
 from ajc_gitops.manifest.load import PayloadForm
 from ajc_gitops.plan.fields import SENSITIVE_TEXT
-from ajc_gitops.plan.marker import MarkerError, decode_marker, record_digest
 from ajc_gitops.plan.model import Action, Change, FieldChange, NoticeKind
 from tests.unit.plan_factories import NOW, managed, marker, plan_for, record, task, want
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ajc_gitops.errors import AjcError, PlanFileError
-from ajc_gitops.gotime import parse_json_time
+from ajc_gitops.gowire.gotime import parse_json_time
 from ajc_gitops.model import GoTime
 from ajc_gitops.plan.model import Action, Plan
 from ajc_gitops.plan.planfile import KIND, read_plan, write_plan

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ajc_gitops import cron, rules
+from ajc_gitops import rules
+from ajc_gitops.gowire import cron
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "cron_vectors.json").read_text())["cases"]
 VALID = [case for case in VECTORS if case["valid"]]

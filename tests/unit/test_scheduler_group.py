@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ajc_gitops.codec import decode_member, encode_member
+from ajc_gitops.model import MemberRecord
 from ajc_gitops.scheduler.group import GroupTiming, GroupView
-from ajc_gitops.store.group import MemberRecord, decode_member, encode_member
 
 S = 1_000_000_000
 GO = GroupTiming.for_ttl(10.0, 7.5)  # Go's: TTL 10 s, interval 7.5 s, request timeout 5 s

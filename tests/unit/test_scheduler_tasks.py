@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from ajc_gitops.codec import encode_task
-from ajc_gitops.gotime import parse_rfc3339
-from ajc_gitops.ksuid import parse_ksuid
+from ajc_gitops.gowire.gotime import parse_rfc3339
+from ajc_gitops.gowire.ksuid import parse_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task, fire_record, task_id_for, task_state_event
 

@@ -6,16 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ajc_gitops.cron import parse_standard
-from ajc_gitops.gotime import parse_rfc3339
+from ajc_gitops.gowire.cron import parse_standard
+from ajc_gitops.gowire.gotime import parse_rfc3339
 from ajc_gitops.model import NANOS_PER_SECOND, ScheduledTask
-from ajc_gitops.scheduler.slots import (
-    DEFAULT_CATCHUP_WINDOW,
-    catchup_window,
-    due_slots,
-    every_slots,
-    slots_between,
-)
+from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, due_slots, every_slots, slots_between
 
 T0 = datetime(2026, 8, 1, 12, 0, tzinfo=UTC)
 ANCHOR = parse_rfc3339("2026-08-01T11:59:58.75Z")  # truncates to 11:59:58

@@ -10,17 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ajc_gitops import gojson
 from ajc_gitops.codec import (
     decode_task_progress,
     encode_leader_elected_event,
     encode_task,
     encode_task_state_event,
     encode_work_item,
+    go_round_ms,
     task_payload_for_schedule,
 )
-from ajc_gitops.codec_task import _string, go_round_ms
-from ajc_gitops.gotime import parse_rfc3339
+from ajc_gitops.gowire import gojson
+from ajc_gitops.gowire.gomarshal import marshal_string
+from ajc_gitops.gowire.gotime import parse_rfc3339
 from ajc_gitops.model import ZERO_TIME, GoTime, Task
 
 TASK_ID = "3HI4lWkYOGcnSR2VvnCoQjEh8IR"
@@ -219,9 +220,9 @@ def test_decode_task_progress(record: bytes, progress: tuple[str, int] | None) -
 @pytest.mark.parametrize("code", range(128))
 def test_fast_string_path_matches_gos_encoder_for_every_ascii_char(code: int) -> None:
     text = f"a{chr(code)}b"
-    assert _string(text) == gojson.encode_string(gojson.go_bytes(text))
+    assert marshal_string(text) == gojson.encode_string(gojson.go_bytes(text))
 
 
 @given(st.text())
 def test_fast_string_path_matches_gos_encoder(text: str) -> None:
-    assert _string(text) == gojson.encode_string(gojson.go_bytes(text))
+    assert marshal_string(text) == gojson.encode_string(gojson.go_bytes(text))

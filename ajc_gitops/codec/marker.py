@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 
 from ajc_gitops import rules
+from ajc_gitops.model import Marker
+
+__all__ = ["MarkerError", "decode_marker", "encode_marker", "record_digest"]
 
 _KEYS = ("name", "sha256", "source", "applied_at")
 _MAX_MARKER_BYTES = 64 * 1024
@@ -19,17 +21,6 @@ _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 class MarkerError(ValueError):
     """A marker value that is not ours; ``str()`` says what is wrong."""
-
-
-@dataclass(frozen=True, slots=True)
-class Marker:
-    name: str
-    sha256: str  # hex SHA-256 of the record bytes ajc-gitops wrote (or last found equal to Git)
-    source: str  # manifest file:line:col, "" when unknown
-    applied_at: str  # RFC3339 UTC of the plan that produced it
-    # The manifest marked the payload sensitive. Written only when true, so the markers of
-    # every other schedule keep the bytes they had before the flag existed.
-    sensitive: bool = False
 
 
 def record_digest(record: bytes) -> str:

@@ -21,7 +21,7 @@ import struct
 import zoneinfo
 from typing import NamedTuple
 
-from ajc_gitops.gotime import civil_from_days, days_from_civil
+from ajc_gitops.gowire.gotime import civil_from_days, days_from_civil
 
 __all__ = [
     "GoTimeRangeError",

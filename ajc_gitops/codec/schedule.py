@@ -1,5 +1,4 @@
-"""The one codec for the asyncjobs scheduled-task KV record (contract §2). Nobody else builds
-or parses record bytes.
+"""The asyncjobs scheduled-task KV record (contract §2), both ways.
 
 Hand-written, not ``json.loads``/``json.dumps``, because Go's ``encoding/json`` (Go 1.19.8,
 what the conformance vectors were made with) decides differently from Python's ``json``:
@@ -9,8 +8,8 @@ payload may be padded base64 (``\\r``/``\\n`` skipped) or an array of bytes deco
 existing slice; type and base64 errors are saved while decoding goes on, a time error stops it,
 and a syntax error anywhere means nothing is decoded. On the way out Go escapes ``<>&`` and
 U+2028/2029, writes controls as lowercase ``\\u00xx`` and each invalid UTF-8 byte as
-``\\ufffd``. The JSON mechanics are in :mod:`ajc_gitops.gojson`, the time ones in
-:mod:`ajc_gitops.gotime`.
+``\\ufffd``. The JSON mechanics are in :mod:`ajc_gitops.gowire.gojson` and
+:mod:`ajc_gitops.gowire.gomarshal`, the time ones in :mod:`ajc_gitops.gowire.gotime`.
 
 String fields are ``str``; a Go string holding invalid UTF-8 is represented with the bad bytes
 as lone surrogates U+DC80..U+DCFF (``surrogateescape``), see :func:`gojson.go_bytes`.
@@ -18,27 +17,17 @@ as lone surrogates U+DC80..U+DCFF (``surrogateescape``), see :func:`gojson.go_by
 
 from __future__ import annotations
 
-import base64
 import binascii
-import math
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from . import gojson
-from .gotime import GoTimeParseError, format_rfc3339nano, parse_json_time
-from .model import ZERO_TIME, GoTime, ScheduledTask
+from ajc_gitops.gowire import gojson
+from ajc_gitops.gowire.gomarshal import marshal_bytes, marshal_int64, marshal_string, marshal_time
+from ajc_gitops.gowire.gotime import GoTimeParseError, parse_json_time
+from ajc_gitops.model import ZERO_TIME, ScheduledTask
 
-__all__ = [
-    "DecodeError",
-    "Decoded",
-    "EncodeError",
-    "decode_or_raise",
-    "decode_scheduled_task",
-    "encode_scheduled_task",
-    "go_json_marshal",
-]
+__all__ = ["DecodeError", "Decoded", "decode_or_raise", "decode_scheduled_task", "encode_scheduled_task"]
 
 DecodeKind = Literal["syntax", "type", "base64", "time"]
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -65,10 +54,6 @@ _B64_VALUES = {c: i for i, c in enumerate(_B64_ALPHABET)}
 _B64_VALID = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
-class EncodeError(ValueError):
-    """Go's ``json.Marshal`` would fail on this value; ``str()`` is Go's text."""
-
-
 class DecodeError(ValueError):
     """``json.Unmarshal`` into ``asyncjobs.ScheduledTask`` failed; ``str()`` is Go's text."""
 
@@ -89,9 +74,7 @@ class Decoded:
 def _type_error(value: str, field: str | None, go_type: str | None = None) -> DecodeError:
     # UnmarshalTypeError with the decoder's error context (struct and field) when inside one.
     if field is None:
-        return DecodeError(
-            "type", f"json: cannot unmarshal {value} into Go value of type asyncjobs.ScheduledTask"
-        )
+        return DecodeError("type", f"json: cannot unmarshal {value} into Go value of type asyncjobs.ScheduledTask")
     return DecodeError(
         "type",
         f"json: cannot unmarshal {value} into Go struct field "
@@ -101,9 +84,7 @@ def _type_error(value: str, field: str | None, go_type: str | None = None) -> De
 
 def _kind_of(token: bytes) -> str:
     # The word Go's UnmarshalTypeError uses for a JSON value (numbers add their literal later).
-    return {0x22: "string", 0x7B: "object", 0x5B: "array", 0x74: "bool", 0x66: "bool"}.get(
-        token[0], "number"
-    )
+    return {0x22: "string", 0x7B: "object", 0x5B: "array", 0x74: "bool", 0x66: "bool"}.get(token[0], "number")
 
 
 def _go_base64(src: bytes) -> bytes:
@@ -293,11 +274,7 @@ def decode_scheduled_task(data: bytes) -> Decoded:
     task = decoder.task()
     warnings: tuple[str, ...] = ()
     if decoder.legacy_max_tries:
-        effect = (
-            "tasks get the default 10 tries"
-            if task.max_tries <= 0
-            else f"max_tries {task.max_tries} applies"
-        )
+        effect = "tasks get the default 10 tries" if task.max_tries <= 0 else f"max_tries {task.max_tries} applies"
         # Contract §2.3: a 2022 record's "MaxTries" does not fold onto "max_tries".
         warnings = (f'legacy "MaxTries" field is ignored by asyncjobs; {effect}',)
     return Decoded(task=task, error=error, warnings=warnings)
@@ -311,139 +288,18 @@ def decode_or_raise(data: bytes) -> tuple[ScheduledTask, tuple[str, ...]]:
     return result.task, result.warnings
 
 
-def _marshal_time(t: GoTime) -> bytes:
-    try:
-        return b'"' + format_rfc3339nano(t).encode() + b'"'
-    except ValueError as exc:
-        raise EncodeError(f"json: error calling MarshalJSON for type time.Time: {exc}") from None
-
-
-def _check_int64(value: int, what: str) -> bytes:
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise EncodeError(f"{what} {value} does not fit Go's int64")
-    return str(value).encode()
-
-
 def encode_scheduled_task(task: ScheduledTask) -> bytes:
     """``json.Marshal(task)``: Go's key order, compact, ``deadline`` omitted when 0."""
-    parts = [b'{"name":', gojson.encode_string(gojson.go_bytes(task.name))]
+    parts = [b'{"name":', marshal_string(task.name)]
     for key, value in (
         ("schedule", task.schedule),
         ("queue", task.queue),
         ("task_type", task.task_type),
     ):
-        parts += [f',"{key}":'.encode(), gojson.encode_string(gojson.go_bytes(value))]
-    payload = b"null" if task.payload is None else b'"' + base64.b64encode(task.payload) + b'"'
-    parts += [b',"payload":', payload]
+        parts += [f',"{key}":'.encode(), marshal_string(value)]
+    parts += [b',"payload":', marshal_bytes(task.payload)]
     if task.deadline_ns != 0:
-        parts += [b',"deadline":', _check_int64(task.deadline_ns, "deadline")]
-    parts += [b',"max_tries":', _check_int64(task.max_tries, "max_tries")]
-    parts += [b',"created_at":', _marshal_time(task.created_at), b"}"]
+        parts += [b',"deadline":', marshal_int64(task.deadline_ns, "deadline")]
+    parts += [b',"max_tries":', marshal_int64(task.max_tries, "max_tries")]
+    parts += [b',"created_at":', marshal_time(task.created_at), b"}"]
     return b"".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class _Raw:
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class _Close:
-    ident: int
-
-
-def go_json_marshal(value: object) -> bytes:
-    """``json.Marshal`` of what Go's ``json.Unmarshal`` into ``interface{}`` would hold for
-    ``value``: maps with keys sorted bytewise, every number a float64 (so ``1.0`` is ``1`` and
-    ints past 2**53 round as in Go), Go's string escaping. Iterative, so depth is no limit;
-    a cycle raises ``EncodeError`` as Go's does."""
-    out = bytearray()
-    stack: list[object] = [value]
-    open_ids: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _Raw):
-            out += item.data
-        elif isinstance(item, _Close):
-            open_ids.discard(item.ident)
-        elif item is None:
-            out += b"null"
-        elif isinstance(item, bool):
-            out += b"true" if item else b"false"
-        elif isinstance(item, int | float):
-            out += _marshal_number(item)
-        elif isinstance(item, str):
-            out += gojson.encode_string(gojson.go_bytes(item))
-        elif isinstance(item, Mapping | list | tuple):
-            if id(item) in open_ids:
-                raise EncodeError("json: unsupported value: encountered a cycle")
-            open_ids.add(id(item))
-            stack.append(_Close(id(item)))
-            stack.extend(reversed(_container_items(item)))
-        else:
-            raise EncodeError(f"json: unsupported type: {type(item).__name__}")
-    return bytes(out)
-
-
-def _container_items(item: Mapping[object, object] | Sequence[object]) -> list[object]:
-    # The pieces of one container in output order; nested values stay on the stack.
-    pieces: list[object] = []
-    if isinstance(item, Mapping):
-        entries: list[tuple[bytes, object]] = []
-        for k, child in item.items():
-            if not isinstance(k, str):
-                raise EncodeError("json: unsupported type: map with non-string keys")
-            entries.append((gojson.go_bytes(k), child))
-        entries.sort(key=lambda e: e[0])  # Go sorts map keys as byte strings
-        pieces.append(_Raw(b"{"))
-        for n, (key, value) in enumerate(entries):
-            pieces.append(_Raw((b"," if n else b"") + gojson.encode_string(key) + b":"))
-            pieces.append(value)
-        pieces.append(_Raw(b"}"))
-    else:
-        pieces.append(_Raw(b"["))
-        for n, child in enumerate(item):
-            if n:
-                pieces.append(_Raw(b","))
-            pieces.append(child)
-        pieces.append(_Raw(b"]"))
-    return pieces
-
-
-def _marshal_number(number: int | float) -> bytes:
-    try:
-        f = float(number)
-    except OverflowError:
-        # Go's Unmarshal into float64 rejects such a literal outright.
-        raise EncodeError(
-            f"json: cannot unmarshal number {number} into Go value of type float64"
-        ) from None
-    if math.isnan(f) or math.isinf(f):
-        text = "NaN" if math.isnan(f) else ("+Inf" if f > 0 else "-Inf")  # FormatFloat 'g'
-        raise EncodeError(f"json: unsupported value: {text}")
-    return gojson.format_float(f).encode()
-
-
-# Task, event and work-item encoding lives in codec_task.py (size only); codec stays the one
-# codec to import from. At the end, because codec_task must not import codec.
-from .codec_task import (  # noqa: E402
-    LEADER_ELECTED_EVENT_TYPE,
-    TASK_STATE_EVENT_TYPE,
-    decode_task_progress,
-    encode_leader_elected_event,
-    encode_task,
-    encode_task_state_event,
-    encode_work_item,
-    task_payload_for_schedule,
-)
-
-__all__ += [
-    "LEADER_ELECTED_EVENT_TYPE",
-    "TASK_STATE_EVENT_TYPE",
-    "decode_task_progress",
-    "encode_leader_elected_event",
-    "encode_task",
-    "encode_task_state_event",
-    "encode_work_item",
-    "task_payload_for_schedule",
-]

@@ -1,5 +1,6 @@
-"""What the store reads and writes: KV entries and snapshots, write operations and their
-outcomes, stream summaries, and the asyncjobs bucket names and KV headers.
+"""What the store reads and writes, as plain values: KV entries and snapshots, write operations
+and their outcomes, stream summaries. Plan, apply, export and the scheduler use these without
+knowing NATS; ``store`` is the only package that makes them from the wire.
 """
 
 from __future__ import annotations
@@ -9,24 +10,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from ajc_gitops.names import SCHEDULE_PREFIX
+
 __all__ = [
-    "CONFIG_BUCKET",
-    "ELECTIONS_BUCKET",
-    "SCHEDULE_PREFIX",
     "Entry",
     "Operation",
     "Outcome",
     "Snapshot",
     "StreamSummary",
     "WriteOp",
+    "check_not_schedule",
 ]
-
-CONFIG_BUCKET = "CHORIA_AJ_CONFIGURATION"
-ELECTIONS_BUCKET = "CHORIA_AJ_ELECTIONS"
-SCHEDULE_PREFIX = "scheduled_tasks."
-
-_KV_OPERATION = "KV-Operation"
-_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 
 Operation = Literal["PUT", "DEL", "PURGE"]
 
@@ -81,7 +75,7 @@ class WriteOp:
     @classmethod
     def update(cls, key: str, value: bytes, *, revision: int) -> WriteOp:
         """Revision-guarded Update: never for ``scheduled_tasks.*`` (contract §0.3)."""
-        _check_not_schedule(key)
+        check_not_schedule(key)
         return cls("update", key, value, revision)
 
     @classmethod
@@ -112,7 +106,7 @@ class StreamSummary:
     config: Mapping[str, Any] = field(repr=False)  # the server's JSON stream config
 
 
-def _check_not_schedule(key: str) -> None:
+def check_not_schedule(key: str) -> None:
     # Contract §0.3/§3: an Update of a live schedule is still a Put to a Go scheduler, which
     # then fires the old and the new definition. Schedules change by Delete, then Create.
     if key.startswith(SCHEDULE_PREFIX):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from .model import NANOS_PER_SECOND, GoTime
+from ajc_gitops.model import NANOS_PER_SECOND, GoTime
 
 RFC3339 = "2006-01-02T15:04:05Z07:00"
 # time.Time.UnmarshalJSON parses the raw JSON token, quotes included, with this layout.

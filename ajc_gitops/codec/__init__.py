@@ -1,0 +1,55 @@
+"""The codec: the only place record, task, event and marker bytes are built or parsed.
+
+``schedule`` is the scheduled-task KV record (contract §2), ``task`` the Task record and work
+item a fire writes (§4), ``events`` the lifecycle events, ``marker`` and ``member`` the two
+keys of our own beside Go's. Everything is re-exported here: import from ``ajc_gitops.codec``.
+"""
+
+from __future__ import annotations
+
+from ajc_gitops.codec.events import (
+    LEADER_ELECTED_EVENT_TYPE,
+    TASK_STATE_EVENT_TYPE,
+    decode_task_event,
+    encode_leader_elected_event,
+    encode_task_state_event,
+    go_round_ms,
+)
+from ajc_gitops.codec.marker import MarkerError, decode_marker, encode_marker, record_digest
+from ajc_gitops.codec.member import check_member_name, decode_member, encode_member
+from ajc_gitops.codec.schedule import (
+    Decoded,
+    DecodeError,
+    decode_or_raise,
+    decode_scheduled_task,
+    encode_scheduled_task,
+)
+from ajc_gitops.codec.task import decode_task_progress, encode_task, encode_work_item, task_payload_for_schedule
+from ajc_gitops.gowire.gomarshal import EncodeError, go_json_marshal
+
+__all__ = [
+    "LEADER_ELECTED_EVENT_TYPE",
+    "TASK_STATE_EVENT_TYPE",
+    "DecodeError",
+    "Decoded",
+    "EncodeError",
+    "MarkerError",
+    "check_member_name",
+    "decode_marker",
+    "decode_member",
+    "decode_or_raise",
+    "decode_scheduled_task",
+    "decode_task_event",
+    "decode_task_progress",
+    "encode_leader_elected_event",
+    "encode_marker",
+    "encode_member",
+    "encode_scheduled_task",
+    "encode_task",
+    "encode_task_state_event",
+    "encode_work_item",
+    "go_json_marshal",
+    "go_round_ms",
+    "record_digest",
+    "task_payload_for_schedule",
+]

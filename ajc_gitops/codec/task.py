@@ -1,0 +1,65 @@
+"""Go-exact JSON for the Task record a fire writes (contract §4.2), its work-queue item (§4.4
+step 3), and the little a scheduler reads back of a stored Task (``decode_task_progress``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ajc_gitops.gowire.gomarshal import marshal_bytes, marshal_int64, marshal_string, marshal_time
+from ajc_gitops.model import Task
+
+__all__ = ["decode_task_progress", "encode_task", "encode_work_item", "task_payload_for_schedule"]
+
+
+def task_payload_for_schedule(stored: bytes | None) -> bytes:
+    """``Task.Payload`` of a fired schedule: Go passes the stored ``[]byte`` to ``NewTask`` as
+    an ``any``, which ``json.Marshal``s it again (contract §4.2, §8 item 8). A nil slice in an
+    interface is not a nil interface, so nil becomes the 4 bytes ``null``; ``b""`` becomes
+    ``""`` (2 bytes); bytes B become ``"<base64(B)>"``. Never ``None``."""
+    return marshal_bytes(stored)
+
+
+def encode_task(task: Task) -> bytes:
+    """``json.Marshal(task)`` for a scheduler-made Task: Go's key order, ``deadline`` and
+    ``last_err`` omitted when unset, the other omitempty keys never present (§4.2)."""
+    parts = [
+        b'{"id":', marshal_string(task.id),
+        b',"type":', marshal_string(task.type),
+        b',"queue":', marshal_string(task.queue),
+        b',"payload":', marshal_bytes(task.payload),
+    ]  # fmt: skip
+    if task.deadline is not None:  # *time.Time, omitempty: a set pointer is always written
+        parts += [b',"deadline":', marshal_time(task.deadline)]
+    parts += [
+        b',"max_tries":', marshal_int64(task.max_tries, "max_tries"),
+        b',"state":', marshal_string(task.state),
+        b',"created":', marshal_time(task.created),
+        b',"tries":', marshal_int64(task.tries, "tries"),
+    ]  # fmt: skip
+    if task.last_err:
+        parts += [b',"last_err":', marshal_string(task.last_err)]
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+def encode_work_item(task_id: str) -> bytes:
+    """``newProcessItem(TaskItem, id)``: ``{"kind":0,"job":"<id>"}`` (processor.go, §4.4)."""
+    return b'{"kind":0,"job":' + marshal_string(task_id) + b"}"
+
+
+def decode_task_progress(record: bytes) -> tuple[str, int] | None:
+    """``(state, tries)`` of a stored Task record, or None if it is not a Task object. Only
+    used to tell whether an earlier attempt at a fire got as far as its work item; Go's
+    decoder binds keys case-insensitively, and so does this for the two keys it reads."""
+    try:
+        value = json.loads(record)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    fields = {key.lower(): item for key, item in value.items()}  # last duplicate wins, as in Go
+    state, tries = fields.get("state", ""), fields.get("tries", 0)
+    if not isinstance(state, str) or not isinstance(tries, int) or isinstance(tries, bool):
+        return None
+    return state, tries
