@@ -13,16 +13,25 @@ from typing import Any, Literal
 from ajc_gitops.names import SCHEDULE_PREFIX
 
 __all__ = [
+    "EnqueueOutcome",
+    "EnqueueStatus",
     "Entry",
+    "Holder",
+    "InitialDone",
+    "KvDelete",
+    "KvPurge",
+    "KvPut",
     "Operation",
     "Outcome",
     "Snapshot",
     "StreamSummary",
+    "WatchEvent",
     "WriteOp",
     "check_not_schedule",
 ]
 
 Operation = Literal["PUT", "DEL", "PURGE"]
+EnqueueStatus = Literal["enqueued", "duplicate", "queue_error", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +120,69 @@ def check_not_schedule(key: str) -> None:
     # then fires the old and the new definition. Schedules change by Delete, then Create.
     if key.startswith(SCHEDULE_PREFIX):
         raise ValueError(f"KV Update of {key} refused: schedules change by Delete then Create (contract §3)")
+
+
+# -- the asyncjobs adapters: the election key, a KV watch, enqueued tasks ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The election key as the stream leader has it now: ``name`` None when absent/deleted."""
+
+    name: str | None
+    revision: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KvPut:
+    key: str
+    value: bytes
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class KvDelete:
+    key: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class KvPurge:
+    key: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class InitialDone:
+    """Every key's latest entry as of the session's start has been delivered. ``session``
+    counts watch sessions: > 1 means the watch was re-created and events may have been
+    missed in between (the caller should resync from a snapshot)."""
+
+    session: int
+    count: int
+
+
+WatchEvent = KvPut | KvDelete | KvPurge | InitialDone
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOutcome:
+    """What became of one task.
+
+    ``enqueued``: stored, event sent, work item accepted. ``duplicate``: the task subject
+    already had a record, i.e. this slot was fired before (not an error; the deterministic
+    ID makes a second attempt land here). ``queue_error``: stored, but the work item was
+    refused; the record now says ``queue_error`` with Go's ``last_err`` in ``error``, unless
+    ``state_error`` says storing that state failed too. ``error``: the task was not stored.
+    ``stored_ns`` is the wall clock when the record's PubAck arrived (fire lag).
+    ``repaired``: a duplicate whose earlier attempt had stored the task but not its work
+    item (a crash between the two publishes); the item was published now."""
+
+    task_id: str
+    queue: str
+    status: EnqueueStatus
+    task_seq: int | None = None
+    stored_ns: int | None = None
+    error: str | None = None
+    state_error: str | None = None
+    repaired: bool = False

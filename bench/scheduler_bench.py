@@ -44,8 +44,7 @@ from ajc_gitops.model import GoTime, ScheduledTask  # noqa: E402
 from ajc_gitops.names import ELECTIONS_BUCKET, SCHEDULE_PREFIX  # noqa: E402
 from ajc_gitops.scheduler.runner import SchedulerConfig, SchedulerService  # noqa: E402
 from ajc_gitops.state import WriteOp  # noqa: E402
-from ajc_gitops.store import Store  # noqa: E402
-from ajc_gitops.store.streams import ensure_task_streams  # noqa: E402
+from ajc_gitops.store import Store, ensure_task_streams  # noqa: E402
 
 NS = 1_000_000_000
 TTL_S = 4.0
@@ -60,7 +59,7 @@ async def prepare(url: str) -> None:
     async with Store.open(opts(url)) as store:
         config = Store.bucket_config(ELECTIONS_BUCKET)
         config["max_age"] = config["duplicate_window"] = int(TTL_S * NS)
-        await store._api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="elections")
+        await store.api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="elections")
         await store.ensure_buckets()
         await ensure_task_streams(store)
 

@@ -23,8 +23,7 @@ from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.gowire.ksuid import parse_ksuid
 from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.names import ELECTIONS_BUCKET, SCHEDULE_PREFIX
-from ajc_gitops.store import Store
-from ajc_gitops.store.streams import ensure_task_streams
+from ajc_gitops.store import Store, ensure_task_streams
 
 SHORT_TTL = 4.0
 
@@ -39,7 +38,7 @@ async def prepare(url: str, *, ttl_s: float = SHORT_TTL, replicas: int = 1) -> N
     async with Store.open(options(url)) as store:
         config = Store.bucket_config(ELECTIONS_BUCKET, replicas=replicas)
         config["max_age"] = config["duplicate_window"] = int(ttl_s * 1e9)
-        await store._api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="create short-TTL elections")
+        await store.api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="create short-TTL elections")
         await store.ensure_buckets(replicas=replicas)
         await ensure_task_streams(store, replicas=replicas)
 
@@ -124,7 +123,7 @@ def assert_exactly_once(tasks: list[dict[str, Any]], task_type: str, every_s: in
 
 async def election_holder(url: str) -> str | None:
     async with Store.open(options(url)) as store:
-        from ajc_gitops.store.group import read_holder
+        from ajc_gitops.store import read_holder
 
         return (await read_holder(store, timeout=2.0)).name
 

@@ -120,9 +120,7 @@ async def serve_and_tail(url: str, queues: Sequence[str], *, name: str = "ajc-gi
     from ajc_gitops.cli import output
     from ajc_gitops.connect import ConnectOptions
     from ajc_gitops.scheduler.runner import SchedulerConfig, SchedulerService, capture_signals, first_error
-    from ajc_gitops.store import Store
-    from ajc_gitops.store.events import task_events
-    from ajc_gitops.store.streams import QueueSpec, ensure_queue
+    from ajc_gitops.store import QueueSpec, Store, ensure_queue, task_events
 
     connect = ConnectOptions(servers=(url,))
     service = SchedulerService(SchedulerConfig(name, connect))

@@ -24,7 +24,7 @@ from ajc_gitops.gowire import cron
 from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, from_datetime, parse_json_time
 from ajc_gitops.manifest.load import DesiredSchedule, PayloadForm
 from ajc_gitops.model import GoTime, Marker, ScheduledTask
-from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
+from ajc_gitops.names import CONFIG_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
 from ajc_gitops.plan import fields
 from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
 from ajc_gitops.rules import name_problem
@@ -331,7 +331,7 @@ def compute_plan(
     server: str,
     prune: bool,
     adopt: frozenset[str] = frozenset(),
-    bucket: str = "CHORIA_AJ_CONFIGURATION",
+    bucket: str = CONFIG_BUCKET,
 ) -> Plan:
     """The plan that makes the store match ``desired``. ``records`` holds ``scheduled_tasks.*``
     (live and tombstones), ``markers`` ``ajc_gitops.managed.*``. Names in ``desired`` must be

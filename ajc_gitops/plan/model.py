@@ -16,18 +16,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ajc_gitops.model import ScheduledTask
+from ajc_gitops.names import schedule_key
 
 FORMAT_VERSION = 1
-SCHEDULE_PREFIX = "scheduled_tasks."
-MARKER_PREFIX = "ajc_gitops.managed."
-
-
-def schedule_key(name: str) -> str:
-    return SCHEDULE_PREFIX + name
-
-
-def marker_key(name: str) -> str:
-    return MARKER_PREFIX + name
 
 
 class Action(StrEnum):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ajc_gitops.errors import ConflictError
+from ajc_gitops.names import ELECTION_KEY
 
 __all__ = [
     "Campaign",
@@ -42,7 +43,6 @@ __all__ = [
     "next_tick",
 ]
 
-ELECTION_NAME = "task_scheduler"
 MIN_TTL_S = 10.0  # election.go: Go refuses a bucket TTL outside 10s..1h
 MAX_TTL_S = 3600.0
 MIN_INTERVAL_S = 5.0  # election.go rejects a campaign interval < 5s
@@ -320,7 +320,7 @@ class Elector:
                     _log.warning("election: campaign failed: %s", exc)
                     return
                 self._apply(c.created(rev, sent, timing.ttl_s))
-                _log.info("election: %s acquired %s; acting after the next refresh", self.name, ELECTION_NAME)
+                _log.info("election: %s acquired %s; acting after the next refresh", self.name, ELECTION_KEY)
                 return
             assert c.revision is not None
             timeout = timing.refresh_timeout(c.lease_until - sent)
@@ -356,9 +356,9 @@ class Elector:
             try:
                 await self._kv.delete(revision=revision, timeout=self.timing.request_timeout_s)
             except Exception as exc:  # the key expires after the TTL anyway
-                _log.warning("election: could not release %s: %s", ELECTION_NAME, exc)
+                _log.warning("election: could not release %s: %s", ELECTION_KEY, exc)
             else:
-                _log.info("election: %s released %s", self.name, ELECTION_NAME)
+                _log.info("election: %s released %s", self.name, ELECTION_KEY)
 
     def _apply(self, step: Step) -> None:
         if step.acquired:

@@ -38,8 +38,8 @@ from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
 from ajc_gitops.scheduler.follow import FollowedSchedule
 from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, every_slots
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
-from ajc_gitops.store import Store
-from ajc_gitops.store.tasks import EnqueueOutcome, enqueue_many
+from ajc_gitops.state import EnqueueOutcome
+from ajc_gitops.store import Store, enqueue_many
 
 __all__ = ["FireLoop", "FireMetrics", "LeaderView"]
 

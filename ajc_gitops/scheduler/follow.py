@@ -28,9 +28,8 @@ from ajc_gitops.errors import AjcError
 from ajc_gitops.gowire import cron
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
-from ajc_gitops.state import Snapshot
-from ajc_gitops.store import Store
-from ajc_gitops.store.watch import InitialDone, KvPut, WatchEvent, raise_if_cancelling, watch_keys
+from ajc_gitops.state import InitialDone, KvPut, Snapshot, WatchEvent
+from ajc_gitops.store import Store, raise_if_cancelling, watch_keys
 
 __all__ = [
     "FollowObserver",

@@ -48,8 +48,7 @@ from dataclasses import dataclass
 
 from ajc_gitops.errors import AjcError
 from ajc_gitops.model import MemberRecord
-from ajc_gitops.store import Store
-from ajc_gitops.store.group import read_holder, read_members, write_member
+from ajc_gitops.store import Store, read_holder, read_members, write_member
 
 __all__ = ["GroupTiming", "GroupView", "GroupWatch"]
 

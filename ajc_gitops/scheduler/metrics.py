@@ -27,9 +27,10 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from ajc_gitops.names import ELECTION_KEY
+
 __all__ = ["GO_NAMES", "OUR_NAMES", "MonitorServer", "SchedulerMetrics"]
 
-ELECTION = "task_scheduler"
 SKIP_REASONS = ("decode", "cron", "cron_panic")
 
 # name -> (type, labels, help); contract §6, exactly.
@@ -134,12 +135,12 @@ class SchedulerMetrics:
         return gauge.labels(*labels) if labels else gauge
 
     def _election_gauge(self, name: str) -> Any:
-        return self._gauge(name, ELECTION, self.identity)
+        return self._gauge(name, ELECTION_KEY, self.identity)
 
     # -- election (scheduler.election.ElectionObserver) ----------------------------------
 
     def campaign(self, state: str) -> None:
-        self._counters.inc("choria_asyncjobs_election_campaigns", ELECTION, self.identity, state)
+        self._counters.inc("choria_asyncjobs_election_campaigns", ELECTION_KEY, self.identity, state)
 
     def leader(self, held: bool) -> None:
         self._election_gauge("choria_asyncjobs_election_leader").set(1 if held else 0)

@@ -35,9 +35,7 @@ from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import DEFAULT_RESYNC_S, Follower
 from ajc_gitops.scheduler.group import GroupTiming, GroupView, GroupWatch
 from ajc_gitops.scheduler.metrics import MonitorServer, SchedulerMetrics
-from ajc_gitops.store import Store
-from ajc_gitops.store.streams import ensure_task_streams, publish_leader_elected
-from ajc_gitops.store.watch import NatsElectionKV
+from ajc_gitops.store import NatsElectionKV, Store, ensure_task_streams, publish_leader_elected
 
 __all__ = [
     "SHORT_TTL_ENV",

@@ -27,8 +27,7 @@ import pytest
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.names import ELECTION_KEY, ELECTIONS_BUCKET
 from ajc_gitops.scheduler.election import Elector, Timing
-from ajc_gitops.store import Store
-from ajc_gitops.store.watch import NatsElectionKV
+from ajc_gitops.store import NatsElectionKV, Store
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +43,7 @@ async def make_bucket(url: str, ttl_s: float) -> None:
     async with Store.open(opts(url)) as store:
         config = Store.bucket_config(ELECTIONS_BUCKET)
         config["max_age"] = config["duplicate_window"] = int(ttl_s * 1e9)
-        await store._api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="test bucket")
+        await store.api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="test bucket")
 
 
 class GoStyleCandidate:

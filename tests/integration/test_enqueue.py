@@ -25,16 +25,16 @@ from ajc_gitops.gowire.gotime import format_rfc3339nano
 from ajc_gitops.gowire.ksuid import parse_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask, Task
 from ajc_gitops.scheduler.tasks import build_task
-from ajc_gitops.store import Store
-from ajc_gitops.store.streams import (
+from ajc_gitops.store import (
     DEFAULT_QUEUE,
     QueueSpec,
+    Store,
+    enqueue_many,
     ensure_queue,
     ensure_task_streams,
     publish_leader_elected,
     queue_stream_config,
 )
-from ajc_gitops.store.tasks import enqueue_many
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
 from ajc_gitops.scheduler.follow import Follower
 from ajc_gitops.scheduler.metrics import SchedulerMetrics
-from ajc_gitops.store import Store
-from ajc_gitops.store.watch import InitialDone, KvDelete, KvPurge, KvPut, WatchEvent, watch_keys
+from ajc_gitops.state import InitialDone, KvDelete, KvPurge, KvPut, WatchEvent
+from ajc_gitops.store import Store, watch_keys
 
 pytestmark = pytest.mark.integration
 
@@ -188,10 +188,10 @@ async def test_stalled_watch_is_recreated(nats_server, async_wait_until):
     heartbeats and re-creates the watch."""
     async with opened(nats_server.url) as store, following(store, resync_s=3600) as f:
         await asyncio.wait_for(f.wait_ready(), 5)
-        listing = await store._api_request(f"CONSUMER.LIST.KV_{CONFIG_BUCKET}", {}, what="list")
+        listing = await store.api_request(f"CONSUMER.LIST.KV_{CONFIG_BUCKET}", {}, what="list")
         for consumer in listing["consumers"]:
             name = consumer["name"]
-            await store._api_request(f"CONSUMER.DELETE.KV_{CONFIG_BUCKET}.{name}", None, what="delete")
+            await store.api_request(f"CONSUMER.DELETE.KV_{CONFIG_BUCKET}.{name}", None, what="delete")
         await store.create(key("x"), record("x"), tombstone_revision=None)
         await async_wait_until(lambda: "x" in f.schedules, timeout=10)
         assert f.watch_sessions >= 2

@@ -19,8 +19,7 @@ from ajc_gitops.names import ELECTIONS_BUCKET, SCHEDULE_PREFIX
 from ajc_gitops.scheduler.election import Elector, Timing
 from ajc_gitops.scheduler.follow import Follower
 from ajc_gitops.scheduler.metrics import GO_NAMES, OUR_NAMES, MonitorServer, SchedulerMetrics
-from ajc_gitops.store import Store
-from ajc_gitops.store.watch import NatsElectionKV, watch_keys
+from ajc_gitops.store import NatsElectionKV, Store, watch_keys
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +43,7 @@ async def short_elections_bucket(url: str) -> None:
     async with Store.open(ConnectOptions(servers=(url,), timeout_s=2.0)) as store:
         config = Store.bucket_config(ELECTIONS_BUCKET)
         config["max_age"] = config["duplicate_window"] = int(SHORT.ttl_s * 1e9)
-        await store._api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="test bucket")
+        await store.api_request(f"STREAM.CREATE.KV_{ELECTIONS_BUCKET}", config, what="test bucket")
 
 
 @contextlib.asynccontextmanager

@@ -22,8 +22,7 @@ from ajc_gitops.gowire.gotime import format_rfc3339nano
 from ajc_gitops.model import GoTime
 from ajc_gitops.names import ELECTIONS_BUCKET, MEMBER_PREFIX, SCHEDULE_PREFIX
 from ajc_gitops.scheduler.runner import SchedulerConfig, SchedulerService
-from ajc_gitops.store import Store
-from ajc_gitops.store.group import read_holder, read_members
+from ajc_gitops.store import Store, read_holder, read_members
 from tests.scheduler_support import (
     SHORT_TTL,
     assert_exactly_once,

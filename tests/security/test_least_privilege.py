@@ -27,12 +27,20 @@ from ajc_gitops.errors import AjcError
 from ajc_gitops.model import GoTime, MemberRecord, ScheduledTask
 from ajc_gitops.names import CONFIG_BUCKET
 from ajc_gitops.scheduler.tasks import build_task
-from ajc_gitops.state import Snapshot, WriteOp
-from ajc_gitops.store import Store
-from ajc_gitops.store.group import read_holder, read_members, write_member
-from ajc_gitops.store.streams import QueueSpec, ensure_queue, ensure_task_streams, publish_leader_elected
-from ajc_gitops.store.tasks import enqueue_many
-from ajc_gitops.store.watch import InitialDone, KvPut, NatsElectionKV, WatchEvent, watch_keys
+from ajc_gitops.state import InitialDone, KvPut, Snapshot, WatchEvent, WriteOp
+from ajc_gitops.store import (
+    NatsElectionKV,
+    QueueSpec,
+    Store,
+    enqueue_many,
+    ensure_queue,
+    ensure_task_streams,
+    publish_leader_elected,
+    read_holder,
+    read_members,
+    watch_keys,
+    write_member,
+)
 from tests.security.conftest import MANIFEST, RunCli
 
 pytestmark = pytest.mark.integration
@@ -363,7 +371,7 @@ async def _enqueue(store: Store) -> object:
 async def _delete_the_bucket(store: Store) -> object:
     # No public Store call deletes a stream (nothing in ajc-gitops may); the Store's own
     # request path still maps the refusal.
-    return await store._api_request("STREAM.DELETE.KV_CHORIA_AJ_CONFIGURATION", None, what="delete the bucket")
+    return await store.api_request("STREAM.DELETE.KV_CHORIA_AJ_CONFIGURATION", None, what="delete the bucket")
 
 
 REFUSED: dict[str, list[Attempt]] = {

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from nats.aio.msg import Msg
 
-from ajc_gitops.store.task_replies import NO_RESPONDERS, _parse_reply
+from ajc_gitops.store.asyncjobs.task_replies import NO_RESPONDERS
+from ajc_gitops.store.asyncjobs.task_replies import parse_reply as _parse_reply
 
 
 def msg(data: bytes, headers: dict[str, str] | None = None) -> Msg:

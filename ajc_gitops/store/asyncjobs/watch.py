@@ -1,8 +1,8 @@
-"""The scheduler's NATS side: the election key's KV operations and a live KV watch.
+"""A live KV watch for the scheduler: the latest value of every key, then each change.
 
-Part of the store package (it imports nats; nothing nats-typed leaves it). It uses a
-``Store``'s connection through ``Store._raw_connection`` and ``Store.api_prefix``, with every
-call under the store's error guard.
+Part of the asyncjobs adapters (it imports nats; nothing nats-typed leaves it). It uses the
+``Store``'s adapter interface (``client``, ``guard``, ``api_prefix``), every call under the
+store's error guard.
 
 The watch is our own ordered push consumer instead of nats-py's ``KeyValue.watch()``: that
 one can signal "initial values done" before the initial values arrived (nats.py #842, and
@@ -14,39 +14,25 @@ on any sequence gap, missed heartbeats, a reconnect, or a consumer error status.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as NATSClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from ajc_gitops.errors import AjcError, ConflictError, StoreError
-from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, SCHEDULE_PREFIX
-from ajc_gitops.store.client import Store
-from ajc_gitops.store.errors import _decode_reply
+from ajc_gitops.errors import AjcError, StoreError
+from ajc_gitops.names import CONFIG_BUCKET, KV_OPERATION, SCHEDULE_PREFIX, kv_stream, kv_subject
+from ajc_gitops.state import InitialDone, KvDelete, KvPurge, KvPut, WatchEvent
+from ajc_gitops.store.kv.client import Store
+from ajc_gitops.store.kv.errors import decode_reply
 
-__all__ = [
-    "ELECTION_KEY",
-    "InitialDone",
-    "KvDelete",
-    "KvPurge",
-    "KvPut",
-    "NatsElectionKV",
-    "WatchEvent",
-    "raise_if_cancelling",
-    "watch_keys",
-]
+__all__ = ["raise_if_cancelling", "watch_keys"]
 
-ELECTION_KEY = "task_scheduler"  # contract §5
-_EXPECTED_SEQ = "Nats-Expected-Last-Subject-Sequence"
-_KV_OPERATION = "KV-Operation"
 _NS = 1_000_000_000
 _log = logging.getLogger(__name__)
 
@@ -64,104 +50,7 @@ def raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-# -- election -------------------------------------------------------------------------------
-
-
-class NatsElectionKV:
-    """``scheduler.election.ElectionKV`` over the elections bucket (contract §3 KV ops)."""
-
-    def __init__(self, store: Store, *, bucket: str = ELECTIONS_BUCKET, key: str = ELECTION_KEY) -> None:
-        self._store = store
-        self._bucket = bucket
-        self._key = key
-        self._subject = f"$KV.{bucket}.{key}"
-
-    async def bucket_ttl(self) -> float:
-        """Go reads the TTL from the bucket status (stream max_age), never from config."""
-        summary = await self._store.stream_info_summary(self._bucket)
-        return float(summary.config.get("max_age", 0) or 0) / _NS
-
-    async def _request(self, value: bytes, headers: dict[str, str], timeout: float, what: str) -> int:
-        nc, guard = self._store._raw_connection(f"{what} {self._key}", self._subject)
-        with guard:
-            reply = _decode_reply(await nc.request(self._subject, value, timeout=timeout, headers=headers))
-        seq = reply.get("seq")
-        if not isinstance(seq, int):
-            raise StoreError(f"{self._store.server}: {what} {self._key}: reply has no sequence")
-        return seq
-
-    async def create(self, value: bytes, *, timeout: float) -> int:
-        """nats.go ``kv.Create``: expected sequence 0; if the key's last entry is a DEL/PURGE
-        marker (a released or deleted key), retry expecting that marker's revision."""
-        try:
-            return await self._request(value, {_EXPECTED_SEQ: "0"}, timeout, "create")
-        except ConflictError:
-            tombstone = await self._tombstone_revision(timeout)
-            if tombstone is None:
-                raise
-            return await self._request(value, {_EXPECTED_SEQ: str(tombstone)}, timeout, "create")
-
-    async def update(self, value: bytes, *, revision: int, timeout: float) -> int:
-        return await self._request(value, {_EXPECTED_SEQ: str(revision)}, timeout, "update")
-
-    async def delete(self, *, revision: int, timeout: float) -> None:
-        await self._request(b"", {_KV_OPERATION: "DEL", _EXPECTED_SEQ: str(revision)}, timeout, "delete")
-
-    async def _tombstone_revision(self, timeout: float) -> int | None:
-        """The revision of the key's last entry if that is a DEL/PURGE marker."""
-        api = f"{self._store.api_prefix}.STREAM.MSG.GET.KV_{self._bucket}"
-        nc, guard = self._store._raw_connection(f"read {self._key}", api)
-        body = f'{{"last_by_subj":"{self._subject}"}}'.encode()
-        try:
-            with guard:
-                reply = _decode_reply(await nc.request(api, body, timeout=timeout))
-        except ConflictError:
-            raise
-        except StoreError:
-            return None  # no message: the conflict was a live key that just expired
-        message = reply.get("message") or {}
-        headers = base64.b64decode(message.get("hdrs") or b"").decode(errors="replace")
-        for line in headers.split("\r\n")[1:]:
-            name, _, val = line.partition(":")
-            if name.strip().lower() == _KV_OPERATION.lower() and val.strip() in ("DEL", "PURGE"):
-                seq = message.get("seq")
-                return seq if isinstance(seq, int) else None
-        return None
-
-
 # -- watch ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class KvPut:
-    key: str
-    value: bytes
-    revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class KvDelete:
-    key: str
-    revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class KvPurge:
-    key: str
-    revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class InitialDone:
-    """Every key's latest entry as of the session's start has been delivered. ``session``
-    counts watch sessions: > 1 means the watch was re-created and events may have been
-    missed in between (the caller should resync from a snapshot)."""
-
-    session: int
-    count: int
-
-
-WatchEvent = KvPut | KvDelete | KvPurge | InitialDone
 
 
 class _Restart(Exception):
@@ -215,11 +104,11 @@ def _consumer_config(inbox: str, subject: str, heartbeat_s: float) -> dict[str, 
 async def _session(
     store: Store, bucket: str, pattern: str, session: int, heartbeat_s: float
 ) -> AsyncIterator[WatchEvent]:
-    stream = f"KV_{bucket}"
-    subject = f"$KV.{bucket}.{pattern}"
-    strip = len(f"$KV.{bucket}.")
+    stream = kv_stream(bucket)
+    subject = kv_subject(bucket, pattern)
+    strip = len(kv_subject(bucket, ""))
     api = f"{store.api_prefix}.CONSUMER.CREATE.{stream}"
-    nc, guard = store._raw_connection("watch", subject)
+    nc, guard = store.client, store.guard("watch", subject)
     reconnects = nc.stats["reconnects"]
     inbox = nc.new_inbox()
     sub: Subscription | None = None
@@ -235,7 +124,7 @@ async def _session(
         with guard:
             sub = await nc.subscribe(inbox, cb=on_msg)
             body = {"stream_name": stream, "config": _consumer_config(inbox, subject, heartbeat_s)}
-            info = _decode_reply(await nc.request(api, json.dumps(body).encode(), timeout=5.0))
+            info = decode_reply(await nc.request(api, json.dumps(body).encode(), timeout=5.0))
         consumer = str(info.get("name") or "")
         # The initial values are exactly the first ``boundary`` deliveries, unless some were
         # removed before delivery; then an idle heartbeat tells us nothing more is coming.
@@ -292,7 +181,7 @@ async def _session(
 
 def _event(msg: Msg, strip: int, revision: int) -> WatchEvent:
     key = msg.subject[strip:]
-    op = (msg.headers or {}).get(_KV_OPERATION, "PUT")
+    op = (msg.headers or {}).get(KV_OPERATION, "PUT")
     if op == "DEL":
         return KvDelete(key, revision)
     if op == "PURGE":
@@ -305,7 +194,7 @@ async def _control(nc: NATSClient, msg: Msg, headers: dict[str, str], *, guard_s
     replies = [r for r in (msg.reply, headers.get("Nats-Consumer-Stalled")) if r]
     if not replies:
         return
-    _, guard = guard_store._raw_connection("watch flow control")
+    guard = guard_store.guard("watch flow control")
     with guard:
         for reply in replies:
             await nc.publish(reply, b"")

@@ -6,14 +6,14 @@ The methods live in one module per job (``connection.py``, ``buckets.py``, ``rea
 
 from __future__ import annotations
 
-from ajc_gitops.store.buckets import _Buckets
-from ajc_gitops.store.reads import _Reads
-from ajc_gitops.store.writes import _Writes
+from ajc_gitops.store.kv.buckets import Buckets
+from ajc_gitops.store.kv.reads import Reads
+from ajc_gitops.store.kv.writes import Writes
 
 __all__ = ["Store"]
 
 
-class Store(_Buckets, _Reads, _Writes):
+class Store(Buckets, Reads, Writes):
     """One NATS connection for the asyncjobs buckets; open once with ``Store.open()``."""
 
     def __repr__(self) -> str:

@@ -15,10 +15,10 @@ import nats.errors
 from nats.aio.msg import Msg
 
 from ajc_gitops.errors import StoreError
-from ajc_gitops.names import CONFIG_BUCKET, EXPECTED_LAST_SUBJECT_SEQ, KV_OPERATION, ROLLUP
+from ajc_gitops.names import CONFIG_BUCKET, EXPECTED_LAST_SUBJECT_SEQ, KV_OPERATION, ROLLUP, kv_subject
 from ajc_gitops.state import Outcome, WriteOp, check_not_schedule
-from ajc_gitops.store.connection import _Connection
-from ajc_gitops.store.errors import _ERR_WRONG_LAST_SEQUENCE, _decode_reply, _is_permission_text, _permission_text
+from ajc_gitops.store.kv.connection import Connection
+from ajc_gitops.store.kv.errors import ERR_WRONG_LAST_SEQUENCE, decode_reply, is_permission_text, permission_text
 
 # nats.go/nats.py key rule (kv.go validKeyRe), plus no leading/trailing dot.
 _VALID_KEY_RE = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
@@ -42,15 +42,15 @@ def _check_key(key: str) -> None:
         raise StoreError(f"invalid KV key {key!r}")
 
 
-class _Writes(_Connection):
+class Writes(Connection):
     """``Store``'s write methods."""
 
     async def _kv_publish(self, bucket: str, key: str, value: bytes, headers: dict[str, str], what: str) -> int:
         _check_key(key)
-        subject = f"$KV.{bucket}.{key}"
+        subject = kv_subject(bucket, key)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
-        with self._guard(f"{what} {key}", subject):
+        with self.guard(f"{what} {key}", subject):
             while True:
                 try:
                     msg = await self._nc.request(subject, value, timeout=self._timeout, headers=headers)
@@ -62,7 +62,7 @@ class _Writes(_Connection):
                     if loop.time() >= deadline:
                         raise
                     await asyncio.sleep(0.05)
-            reply = _decode_reply(msg)
+            reply = decode_reply(msg)
         seq = reply.get("seq")
         if not isinstance(seq, int):
             raise StoreError(f"{self.server}: {what} {key}: reply has no sequence")
@@ -189,7 +189,7 @@ class _Writes(_Connection):
         failure: str | None = None
         sub = None
         try:
-            with self._guard("write"):
+            with self.guard("write"):
                 sub = await self._nc.subscribe(f"{inbox}.*", cb=on_ack)
                 for i in todo:
                     await window.acquire()
@@ -198,7 +198,7 @@ class _Writes(_Connection):
                     op = ops[i]
                     open_ops[i] = op
                     await self._nc.publish(
-                        f"$KV.{bucket}.{op.key}", op.value or b"", reply=f"{inbox}.{i}", headers=_headers(op)
+                        kv_subject(bucket, op.key), op.value or b"", reply=f"{inbox}.{i}", headers=_headers(op)
                     )
             sending = False
             if open_ops and not stalled:
@@ -211,7 +211,7 @@ class _Writes(_Connection):
             if sub is not None:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-        denied = [e for e in self._errors.since(mark) if _is_permission_text(e)]
+        denied = [e for e in self._errors.since(mark) if is_permission_text(e)]
         if failure is None and self._nc.is_closed:
             failure = f"{self.server}: write: connection lost"
         for i in todo:
@@ -222,7 +222,7 @@ class _Writes(_Connection):
             if failure is not None:
                 reason = failure
             elif denied:
-                reason = f"{prefix}permission denied: {_permission_text(denied[-1], f'$KV.{bucket}.{op.key}')}"
+                reason = f"{prefix}permission denied: {permission_text(denied[-1], kv_subject(bucket, op.key))}"
             elif i in open_ops:
                 reason = f"{prefix}timed out: no acknowledgement from the server within {self._timeout:g}s"
             else:
@@ -243,7 +243,7 @@ class _Writes(_Connection):
         err = data.get("error")
         if isinstance(err, dict):
             desc, code, err_code = err.get("description"), err.get("code"), err.get("err_code")
-            if err_code in _ERR_WRONG_LAST_SEQUENCE:
+            if err_code in ERR_WRONG_LAST_SEQUENCE:
                 return Outcome(op.key, "conflict", None, f"{prefix}revision changed ({desc})")
             return Outcome(op.key, "error", None, f"{prefix}{desc} (code {code}, err_code {err_code})")
         seq = data.get("seq")

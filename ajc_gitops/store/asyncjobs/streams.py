@@ -1,8 +1,8 @@
 """asyncjobs streams, queues and lifecycle events over NATS, as Go creates them (contract §1, §5).
 
-Part of the store package, split from ``tasks.py`` for size. Streams are load-or-create: an
+Part of the asyncjobs adapters. Streams are load-or-create: an
 existing stream or consumer is never altered, whoever made it. JetStream API calls go through
-``Store._api_request``.
+``Store.api_request``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ from ajc_gitops.codec import encode_leader_elected_event
 from ajc_gitops.errors import StoreError
 from ajc_gitops.gowire.ksuid import new_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND
-from ajc_gitops.store.client import Store
+from ajc_gitops.names import (
+    DEFAULT_QUEUE_NAME,
+    LEADER_EVENT_SUBJECT,
+    QUEUE_STREAM,
+    QUEUE_SUBJECT,
+    TASK_SUBJECT,
+    TASKS_STREAM,
+)
+from ajc_gitops.store.kv.client import Store
+from ajc_gitops.store.kv.errors import ERR_CONSUMER_NOT_FOUND, ERR_STREAM_NAME_IN_USE
 
 __all__ = [
     "DEFAULT_QUEUE",
-    "LEADER_EVENT_SUBJECT",
-    "QUEUE_STREAM",
-    "QUEUE_SUBJECT",
-    "TASKS_STREAM",
-    "TASK_EVENT_SUBJECT",
-    "TASK_SUBJECT",
     "QueueSpec",
     "ensure_queue",
     "ensure_task_streams",
@@ -37,15 +40,6 @@ __all__ = [
     "workers_consumer_config",
 ]
 
-# storage.go constants, as str.format templates.
-TASKS_STREAM = "CHORIA_AJ_TASKS"
-TASK_SUBJECT = "CHORIA_AJ.T.{}"
-QUEUE_STREAM = "CHORIA_AJ_Q_{}"
-QUEUE_SUBJECT = "CHORIA_AJ.Q.{}.{}"
-TASK_EVENT_SUBJECT = "CHORIA_AJ.E.task_state.{}"
-LEADER_EVENT_SUBJECT = "CHORIA_AJ.E.leader_election.{}"
-_ERR_STREAM_NAME_IN_USE = 10058
-_ERR_CONSUMER_NOT_FOUND = 10014
 
 
 # -- streams and queues (contract §1) ------------------------------------------------------
@@ -70,7 +64,7 @@ class QueueSpec:
 
 
 # queue.go newDefaultQueue: the implicit queue every Go client load-or-creates.
-DEFAULT_QUEUE = QueueSpec("DEFAULT", max_tries=100, max_run_time_ns=60 * NANOS_PER_SECOND)
+DEFAULT_QUEUE = QueueSpec(DEFAULT_QUEUE_NAME, max_tries=100, max_run_time_ns=60 * NANOS_PER_SECOND)
 
 
 def tasks_stream_config(*, replicas: int = 1, memory: bool = False, retention_ns: int = 0) -> dict[str, Any]:
@@ -128,13 +122,13 @@ def workers_consumer_config(queue: QueueSpec) -> dict[str, Any]:
 async def _create_stream(store: Store, config: dict[str, Any]) -> bool:
     """Create unless it exists; never alters an existing stream. True if we created it."""
     name = config["name"]
-    if await store._stream_exists(name):
+    if await store.stream_exists(name):
         return False
     try:
-        await store._api_request(f"STREAM.CREATE.{name}", config, what=f"create stream {name}")
+        await store.api_request(f"STREAM.CREATE.{name}", config, what=f"create stream {name}")
     except StoreError as exc:
         cause = exc.__cause__
-        if isinstance(cause, nats.js.errors.APIError) and cause.err_code == _ERR_STREAM_NAME_IN_USE:
+        if isinstance(cause, nats.js.errors.APIError) and cause.err_code == ERR_STREAM_NAME_IN_USE:
             return False  # someone else created it in between: theirs stays
         raise
     return True
@@ -144,14 +138,14 @@ async def _ensure_workers(store: Store, queue: QueueSpec) -> None:
     # Go's LoadOrNewConsumer: create WORKERS only when missing, never update it.
     stream = QUEUE_STREAM.format(queue.name)
     try:
-        await store._api_request(f"CONSUMER.INFO.{stream}.WORKERS", None, what=f"consumer {stream} WORKERS")
+        await store.api_request(f"CONSUMER.INFO.{stream}.WORKERS", None, what=f"consumer {stream} WORKERS")
         return
     except StoreError as exc:
         cause = exc.__cause__
-        if not (isinstance(cause, nats.js.errors.APIError) and cause.err_code == _ERR_CONSUMER_NOT_FOUND):
+        if not (isinstance(cause, nats.js.errors.APIError) and cause.err_code == ERR_CONSUMER_NOT_FOUND):
             raise
     body = {"stream_name": stream, "config": workers_consumer_config(queue)}
-    await store._api_request(f"CONSUMER.DURABLE.CREATE.{stream}.WORKERS", body, what=f"create {stream} WORKERS")
+    await store.api_request(f"CONSUMER.DURABLE.CREATE.{stream}.WORKERS", body, what=f"create {stream} WORKERS")
 
 
 async def ensure_queue(store: Store, queue: QueueSpec, *, replicas: int = 1, memory: bool = False) -> bool:
@@ -181,8 +175,8 @@ async def publish_leader_elected(
     """Core publish of the leader_elected event (§5 OnWon)."""
     body = encode_leader_elected_event(name, component, event_id=new_ksuid(clock() // NANOS_PER_SECOND))
     subject = LEADER_EVENT_SUBJECT.format(component)
-    nc, guard = store._raw_connection("publish leader_elected event", subject)
+    nc, guard = store.client, store.guard("publish leader_elected event", subject)
     with guard:
         await nc.publish(subject, body)
         # A core publish only sits in the client's buffer; flush so "published" means sent.
-        await nc.flush(timeout=max(1, int(store._timeout)))
+        await nc.flush(timeout=max(1, int(store.timeout)))

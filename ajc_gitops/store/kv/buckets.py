@@ -11,10 +11,10 @@ from typing import Any
 import nats.js.errors
 
 from ajc_gitops.errors import StoreError
-from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, kv_stream, kv_subject
 from ajc_gitops.state import StreamSummary
-from ajc_gitops.store.connection import _Connection
-from ajc_gitops.store.errors import _ERR_STREAM_NAME_IN_USE, _is_not_found
+from ajc_gitops.store.kv.connection import Connection
+from ajc_gitops.store.kv.errors import ERR_STREAM_NAME_IN_USE, is_not_found
 
 _NS = 1_000_000_000
 
@@ -27,7 +27,7 @@ _BUCKETS: dict[str, tuple[str, int]] = {
 _DEFAULT_DUPLICATE_WINDOW_NS = 120 * _NS
 
 
-class _Buckets(_Connection):
+class Buckets(Connection):
     """``Store``'s bucket methods."""
 
     @staticmethod
@@ -36,9 +36,9 @@ class _Buckets(_Connection):
         description, ttl_ns = _BUCKETS[bucket]
         dup = min(ttl_ns, _DEFAULT_DUPLICATE_WINDOW_NS) if ttl_ns else _DEFAULT_DUPLICATE_WINDOW_NS
         return {
-            "name": f"KV_{bucket}",
+            "name": kv_stream(bucket),
             "description": description,
-            "subjects": [f"$KV.{bucket}.>"],
+            "subjects": [kv_subject(bucket, ">")],
             "retention": "limits",
             "max_consumers": -1,
             "max_msgs": -1,
@@ -58,35 +58,35 @@ class _Buckets(_Connection):
             "compression": "none",
         }
 
-    async def _stream_exists(self, stream: str) -> bool:
+    async def stream_exists(self, stream: str) -> bool:
         try:
-            await self._api_request(f"STREAM.INFO.{stream}", None, what=f"stream {stream}")
+            await self.api_request(f"STREAM.INFO.{stream}", None, what=f"stream {stream}")
         except StoreError as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return False
             raise
         return True
 
     async def bucket_exists(self, bucket: str = CONFIG_BUCKET) -> bool:
-        return await self._stream_exists(f"KV_{bucket}")
+        return await self.stream_exists(kv_stream(bucket))
 
     async def buckets_exist(self) -> bool:
-        return all([await self._stream_exists(f"KV_{b}") for b in _BUCKETS])
+        return all([await self.stream_exists(kv_stream(b)) for b in _BUCKETS])
 
     async def ensure_buckets(self, *, replicas: int = 1, memory: bool = False) -> list[str]:
         """Create the missing asyncjobs buckets; existing ones are never altered (contract §1)."""
         created = []
         for bucket in _BUCKETS:
-            stream = f"KV_{bucket}"
-            if await self._stream_exists(stream):
+            stream = kv_stream(bucket)
+            if await self.stream_exists(stream):
                 continue
             config = self.bucket_config(bucket, replicas=replicas, memory=memory)
             try:
-                await self._api_request(f"STREAM.CREATE.{stream}", config, what=f"create bucket {bucket}")
+                await self.api_request(f"STREAM.CREATE.{stream}", config, what=f"create bucket {bucket}")
             except StoreError as exc:
                 cause = exc.__cause__
                 # Someone else created it in between: theirs stays as it is.
-                if isinstance(cause, nats.js.errors.APIError) and (cause.err_code == _ERR_STREAM_NAME_IN_USE):
+                if isinstance(cause, nats.js.errors.APIError) and (cause.err_code == ERR_STREAM_NAME_IN_USE):
                     continue
                 raise
             await self._wait_for_leader(stream)
@@ -100,7 +100,7 @@ class _Buckets(_Connection):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         while True:
-            info = await self._api_request(f"STREAM.INFO.{stream}", None, what=f"stream {stream}")
+            info = await self.api_request(f"STREAM.INFO.{stream}", None, what=f"stream {stream}")
             cluster = info.get("cluster")
             if not isinstance(cluster, dict) or cluster.get("leader"):
                 return
@@ -109,8 +109,8 @@ class _Buckets(_Connection):
             await asyncio.sleep(0.05)  # a remote condition: nothing to await but the next answer
 
     async def stream_info_summary(self, bucket: str = CONFIG_BUCKET) -> StreamSummary:
-        stream = f"KV_{bucket}"
-        info = await self._api_request(f"STREAM.INFO.{stream}", None, what=f"stream {stream}")
+        stream = kv_stream(bucket)
+        info = await self.api_request(f"STREAM.INFO.{stream}", None, what=f"stream {stream}")
         state = info.get("state") or {}
         return StreamSummary(
             name=stream,

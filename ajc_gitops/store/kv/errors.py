@@ -17,22 +17,39 @@ from nats.aio.msg import Msg
 
 from ajc_gitops.errors import AjcError, ConflictError, ConnectError, StoreError
 
-__all__ = ["map_nats_errors"]
+__all__ = [
+    "ERR_CONSUMER_NOT_FOUND",
+    "ERR_JS_NOT_ENABLED",
+    "ERR_JS_TEMPORARILY_UNAVAILABLE",
+    "ERR_NO_MESSAGE_FOUND",
+    "ERR_STREAM_NAME_IN_USE",
+    "ERR_STREAM_NOT_FOUND",
+    "ERR_WRONG_LAST_SEQUENCE",
+    "ErrorLog",
+    "decode_reply",
+    "error_text",
+    "is_auth_text",
+    "is_not_found",
+    "is_permission_text",
+    "map_nats_errors",
+    "permission_text",
+]
 
 # JetStream error codes (nats-server errors.json).
-_ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
-_ERR_JS_NOT_ENABLED = frozenset({10039, 10076})
-_ERR_STREAM_NOT_FOUND = 10059
-_ERR_STREAM_NAME_IN_USE = 10058
-_ERR_NO_MESSAGE_FOUND = 10037
-_ERR_JS_TEMPORARILY_UNAVAILABLE = 10008  # a cluster node still recovering its meta layer
+ERR_CONSUMER_NOT_FOUND = 10014
+ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+ERR_JS_NOT_ENABLED = frozenset({10039, 10076})
+ERR_STREAM_NOT_FOUND = 10059
+ERR_STREAM_NAME_IN_USE = 10058
+ERR_NO_MESSAGE_FOUND = 10037
+ERR_JS_TEMPORARILY_UNAVAILABLE = 10008  # a cluster node still recovering its meta layer
 
 
-def _is_permission_text(text: str) -> bool:
+def is_permission_text(text: str) -> bool:
     return "permissions violation" in text.lower()
 
 
-def _is_auth_text(text: str) -> bool:
+def is_auth_text(text: str) -> bool:
     low = text.lower()
     return "authorization" in low or "authentication" in low or "user authentication" in low
 
@@ -59,9 +76,9 @@ def map_nats_errors(
         # Some subclasses (KeyWrongLastSequenceError, KeyDeletedError) skip APIError.__init__.
         desc = getattr(exc, "description", None) or str(exc)
         code, err_code = getattr(exc, "code", None), getattr(exc, "err_code", None)
-        if err_code in _ERR_WRONG_LAST_SEQUENCE or isinstance(exc, nats.js.errors.KeyWrongLastSequenceError):
+        if err_code in ERR_WRONG_LAST_SEQUENCE or isinstance(exc, nats.js.errors.KeyWrongLastSequenceError):
             raise ConflictError(f"{prefix}revision changed ({desc})") from exc
-        if err_code in _ERR_JS_NOT_ENABLED:
+        if err_code in ERR_JS_NOT_ENABLED:
             raise ConnectError(f"{prefix}JetStream is not enabled ({desc})") from exc
         raise StoreError(f"{prefix}{desc} (code {code}, err_code {err_code})") from exc
     except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
@@ -82,9 +99,9 @@ def map_nats_errors(
         raise ConnectError(f"{prefix}authorization failed: check user/password/token") from exc
     except nats.errors.Error as exc:
         text = str(exc)
-        if _is_permission_text(text):
-            raise ConnectError(f"{prefix}permission denied: {_permission_text(text, None)}") from exc
-        if _is_auth_text(text):
+        if is_permission_text(text):
+            raise ConnectError(f"{prefix}permission denied: {permission_text(text, None)}") from exc
+        if is_auth_text(text):
             said = text.removeprefix("nats: ").strip("'")
             raise ConnectError(f"{prefix}authorization failed ({said}): check user/password/token/creds") from exc
         raise StoreError(f"{prefix}{text}") from exc
@@ -96,7 +113,7 @@ def map_nats_errors(
         raise ConnectError(f"{prefix}cannot connect: {reason}") from exc
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     """A short cause for messages (errors nats-py passes to the error callback)."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
@@ -110,7 +127,7 @@ def _error_text(exc: BaseException) -> str:
 _PERMISSION_RE = re.compile(r'permissions violation for (publish|subscription) to "?([^"]*)"?', re.I)
 
 
-def _permission_text(raw: str, subject: str | None) -> str:
+def permission_text(raw: str, subject: str | None) -> str:
     """nats-py lower-cases the server's -ERR text, so name the subject we actually used."""
     m = _PERMISSION_RE.search(raw)
     if m is None:
@@ -120,7 +137,7 @@ def _permission_text(raw: str, subject: str | None) -> str:
     return f"not allowed to subscribe to {m.group(2)}"
 
 
-class _ErrorLog:
+class ErrorLog:
     """Recent errors from nats-py's error callback, numbered so a call can ask "since when"."""
 
     def __init__(self, keep: int = 64) -> None:
@@ -141,14 +158,14 @@ class _ErrorLog:
         return self._recent[-1][1] if self._recent else None
 
 
-def _is_not_found(exc: StoreError) -> bool:
+def is_not_found(exc: StoreError) -> bool:
     cause = exc.__cause__
     return isinstance(cause, nats.js.errors.APIError) and (
-        getattr(cause, "err_code", None) == _ERR_STREAM_NOT_FOUND or getattr(cause, "code", None) == 404
+        getattr(cause, "err_code", None) == ERR_STREAM_NOT_FOUND or getattr(cause, "code", None) == 404
     )
 
 
-def _decode_reply(msg: Msg) -> dict[str, Any]:
+def decode_reply(msg: Msg) -> dict[str, Any]:
     """A JetStream API/PubAck JSON reply; its ``error`` is raised as nats-py's APIError."""
     try:
         data = json.loads(msg.data)

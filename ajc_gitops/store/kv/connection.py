@@ -1,6 +1,7 @@
 """The connection half of ``Store``: connect (auth, TLS, one server at a time without
-reconnect), check JetStream, close, and the error guard and raw JetStream API request that
-every other store module goes through.
+reconnect), check JetStream, close, and the error guard and JetStream API request that every
+other store module goes through. Its public members below "for the asyncjobs adapters" are
+the whole interface between the KV core and ``store/asyncjobs/``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from nats.js.client import JetStreamContext
 
 from ajc_gitops.connect import ConnectOptions, client_servers
 from ajc_gitops.errors import ConfigError, ConnectError, StoreError
-from ajc_gitops.store.errors import (
-    _ERR_JS_TEMPORARILY_UNAVAILABLE,
-    _decode_reply,
-    _error_text,
-    _ErrorLog,
-    _is_auth_text,
-    _is_permission_text,
-    _permission_text,
+from ajc_gitops.store.kv.errors import (
+    ERR_JS_TEMPORARILY_UNAVAILABLE,
+    ErrorLog,
+    decode_reply,
+    error_text,
+    is_auth_text,
+    is_permission_text,
     map_nats_errors,
+    permission_text,
 )
 
 # Reconnecting stores give up on a silent server after about (2 + 1) x 2 s.
@@ -77,23 +78,23 @@ def _tls_context(opts: ConnectOptions) -> ssl.SSLContext | None:
             ctx.load_cert_chain(str(opts.tls_cert), key)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         files = ", ".join(str(p) for p in (opts.tls_cert, opts.tls_key, opts.tls_ca) if p)
-        raise ConfigError(f"cannot load TLS files ({files}): {_error_text(exc)}") from exc
+        raise ConfigError(f"cannot load TLS files ({files}): {error_text(exc)}") from exc
     return ctx
 
 
 def _temporarily_unavailable(exc: BaseException) -> bool:
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, nats.js.errors.APIError) and cause.err_code == _ERR_JS_TEMPORARILY_UNAVAILABLE:
+        if isinstance(cause, nats.js.errors.APIError) and cause.err_code == ERR_JS_TEMPORARILY_UNAVAILABLE:
             return True
         cause = cause.__cause__
     return False
 
 
-class _Connection:
+class Connection:
     """One NATS connection; ``Store`` adds the bucket, read and write methods."""
 
-    def __init__(self, nc: NATSClient, options: ConnectOptions, errors: _ErrorLog) -> None:
+    def __init__(self, nc: NATSClient, options: ConnectOptions, errors: ErrorLog) -> None:
         self._nc = nc
         self._options = options
         self._errors = errors  # filled by the error callback
@@ -127,11 +128,11 @@ class _Connection:
 
     @classmethod
     async def _connect(cls, options: ConnectOptions, *, reconnect: bool) -> Self:
-        errors = _ErrorLog()
+        errors = ErrorLog()
 
         async def error_cb(exc: Exception) -> None:
             _log.debug("nats: %s: %s", desc, exc)
-            errors.add(_error_text(exc))
+            errors.add(error_text(exc))
 
         desc = options.describe()
         kwargs: dict[str, Any] = {}
@@ -201,7 +202,7 @@ class _Connection:
                         cause = errors.last() or "timed out"
                         if cause == "timed out":
                             cause = f"timed out after {options.timeout_s:g}s"
-                        if _is_auth_text(cause):
+                        if is_auth_text(cause):
                             raise nats.errors.Error(cause) from exc
                         raise ConnectError(f"{desc}: cannot connect: {cause.removeprefix('nats: ')}") from exc
                 store = cls(nc, options, errors)
@@ -231,7 +232,7 @@ class _Connection:
     async def _check_jetstream(self) -> None:
         """Fail at open, not at the first write, when JetStream is off for this account."""
         try:
-            await self._api_request("INFO", None, what="JetStream account info")
+            await self.api_request("INFO", None, what="JetStream account info")
         except ConnectError:
             raise
         except StoreError as exc:
@@ -248,7 +249,7 @@ class _Connection:
 
     @property
     def api_prefix(self) -> str:
-        """The JetStream API prefix in use, for ``watch.py`` (with ``_raw_connection``)."""
+        """The JetStream API prefix in use (``$JS.API``, or with a domain or custom prefix)."""
         return self._api
 
     async def close(self) -> None:
@@ -256,29 +257,47 @@ class _Connection:
             self._closed = True
             await self._close_quietly(self._nc)
 
-    def _guard(self, what: str, subject: str | None = None) -> contextlib.AbstractContextManager[None]:
+    def guard(self, what: str, subject: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """The error guard of a call: nats-py errors become ours, naming the server and ``what``,
+        and a permissions violation the server reported meanwhile is named. Raises
+        ``StoreError`` when closed."""
         if self._closed:
             raise StoreError(f"{self.server}: store is closed")
         mark = self._errors.mark()
 
         def denied() -> str | None:
-            recent = [e for e in self._errors.since(mark) if _is_permission_text(e)]
-            return _permission_text(recent[-1], subject) if recent else None
+            recent = [e for e in self._errors.since(mark) if is_permission_text(e)]
+            return permission_text(recent[-1], subject) if recent else None
 
         return map_nats_errors(self.server, what, permission_error=denied)
 
-    def _raw_connection(
-        self, what: str, subject: str | None = None
-    ) -> tuple[NATSClient, contextlib.AbstractContextManager[None]]:
-        """The connection plus an error guard, for the other modules of this package only
-        (``tasks.py``, ``watch.py``...). Raises ``StoreError`` when closed."""
-        return self._nc, self._guard(what, subject)
+    # -- for the asyncjobs adapters (store/asyncjobs/) ------------------------------------
+
+    @property
+    def client(self) -> NATSClient:
+        """The nats-py client, for the adapters in ``store/asyncjobs/`` only: use it inside
+        ``guard()``, and never hand it, or anything nats-typed, out of the store package."""
+        return self._nc
+
+    @property
+    def timeout(self) -> float:
+        """The per-request timeout, in seconds."""
+        return self._timeout
+
+    def error_mark(self) -> int:
+        """A mark in the log of errors the server reported asynchronously (see ``errors_since``)."""
+        return self._errors.mark()
+
+    def errors_since(self, mark: int) -> list[str]:
+        """Errors the server reported since ``mark``: nats-py reports a permissions violation only
+        there, and the request it refused then just times out (nats.py ``_process_err``)."""
+        return self._errors.since(mark)
 
     # -- raw requests -------------------------------------------------------------------
 
-    async def _api_request(self, subject: str, body: Mapping[str, Any] | None, *, what: str) -> dict[str, Any]:
+    async def api_request(self, subject: str, body: Mapping[str, Any] | None, *, what: str) -> dict[str, Any]:
         payload = json.dumps(body).encode() if body is not None else b""
         api_subject = f"{self._api}.{subject}"
-        with self._guard(what, api_subject):
+        with self.guard(what, api_subject):
             msg = await self._nc.request(api_subject, payload, timeout=self._timeout)
-            return _decode_reply(msg)
+            return decode_reply(msg)

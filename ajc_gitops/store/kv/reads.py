@@ -14,10 +14,10 @@ import nats.js.errors
 from nats.aio.msg import Msg
 
 from ajc_gitops.errors import StoreError
-from ajc_gitops.names import CONFIG_BUCKET, KV_OPERATION, SCHEDULE_PREFIX
+from ajc_gitops.names import CONFIG_BUCKET, KV_OPERATION, SCHEDULE_PREFIX, kv_stream, kv_subject
 from ajc_gitops.state import Entry, Operation, Snapshot
-from ajc_gitops.store.connection import _Connection
-from ajc_gitops.store.errors import _ERR_NO_MESSAGE_FOUND, _is_not_found
+from ajc_gitops.store.kv.connection import Connection
+from ajc_gitops.store.kv.errors import ERR_NO_MESSAGE_FOUND, is_not_found
 
 _SNAPSHOT_ATTEMPTS = 3
 # A read from a replica behind the leader is repeated after these pauses (doubling).
@@ -25,7 +25,7 @@ _BEHIND_FIRST_PAUSE_S = 0.05
 _BEHIND_MAX_PAUSE_S = 0.5
 
 
-class _Reads(_Connection):
+class Reads(Connection):
     """``Store``'s read methods."""
 
     async def _subject_counts(self, stream: str, subject_filter: str) -> tuple[dict[str, int], int]:
@@ -37,9 +37,9 @@ class _Reads(_Connection):
         while True:
             body = {"subjects_filter": subject_filter, "offset": len(subjects)}
             try:
-                info = await self._api_request(f"STREAM.INFO.{stream}", body, what="stream state")
+                info = await self.api_request(f"STREAM.INFO.{stream}", body, what="stream state")
             except StoreError as exc:
-                if _is_not_found(exc):
+                if is_not_found(exc):
                     raise StoreError(f"{self.server}: bucket {stream.removeprefix('KV_')} does not exist") from exc
                 raise
             state = info.get("state") or {}
@@ -55,10 +55,10 @@ class _Reads(_Connection):
     async def _leader_has(self, stream: str, seq: int) -> bool:
         """Whether the stream leader holds a message at ``seq`` (STREAM.MSG.GET is leader-only)."""
         try:
-            await self._api_request(f"STREAM.MSG.GET.{stream}", {"seq": seq}, what="stream message")
+            await self.api_request(f"STREAM.MSG.GET.{stream}", {"seq": seq}, what="stream message")
         except StoreError as exc:
             cause = exc.__cause__
-            if isinstance(cause, nats.js.errors.APIError) and cause.err_code == _ERR_NO_MESSAGE_FOUND:
+            if isinstance(cause, nats.js.errors.APIError) and cause.err_code == ERR_NO_MESSAGE_FOUND:
                 return False
             raise
         return True
@@ -69,7 +69,7 @@ class _Reads(_Connection):
         for _ in range(_SNAPSHOT_ATTEMPTS):
             expected, last_seq = await self._subject_counts(stream, subject_filter)
             entries = await self._read_last_per_subject(stream, bucket, subject_filter, expected)
-            if {f"$KV.{bucket}.{e.key}" for e in entries} >= expected.keys():
+            if {kv_subject(bucket, e.key) for e in entries} >= expected.keys():
                 return entries, last_seq
         raise StoreError(
             f"{self.server}: snapshot of {subject_filter} incomplete after "
@@ -86,7 +86,7 @@ class _Reads(_Connection):
         """
         if prefix and not prefix.endswith("."):
             raise ValueError(f"snapshot prefix must end with '.', got {prefix!r}")
-        entries, _ = await self._complete_read(f"KV_{bucket}", bucket, f"$KV.{bucket}.{prefix}>")
+        entries, _ = await self._complete_read(kv_stream(bucket), bucket, kv_subject(bucket, prefix + ">"))
         return Snapshot.build(prefix, entries)
 
     async def snapshots(self, prefixes: Sequence[str], *, bucket: str = CONFIG_BUCKET) -> tuple[Snapshot, ...]:
@@ -103,11 +103,11 @@ class _Reads(_Connection):
         for prefix in prefixes:
             if not prefix.endswith("."):
                 raise ValueError(f"snapshot prefix must end with '.', got {prefix!r}")
-        stream = f"KV_{bucket}"
+        stream = kv_stream(bucket)
         deadline = time.monotonic() + self._timeout
         pause = _BEHIND_FIRST_PAUSE_S
         while True:
-            entries, last_seq = await self._complete_read(stream, bucket, f"$KV.{bucket}.>")
+            entries, last_seq = await self._complete_read(stream, bucket, kv_subject(bucket, ">"))
             newest = max((e.revision for e in entries), default=0)
             if newest >= last_seq or not await self._leader_has(stream, last_seq):
                 return tuple(Snapshot.build(p, [e for e in entries if e.key.startswith(p)]) for p in prefixes)
@@ -125,7 +125,7 @@ class _Reads(_Connection):
     ) -> list[Entry]:
         if not expected:
             return []
-        strip = len(f"$KV.{bucket}.")
+        strip = len(kv_subject(bucket, ""))
         latest: dict[str, Entry] = {}
         done = asyncio.Event()
 
@@ -142,7 +142,7 @@ class _Reads(_Connection):
             if meta.num_pending == 0:
                 done.set()
 
-        with self._guard("snapshot"):
+        with self.guard("snapshot"):
             sub = await self._js.subscribe(
                 subject_filter,
                 stream=stream,

@@ -1,9 +1,10 @@
 """Firing tasks over NATS exactly as asyncjobs does (contract §4.4): task record, task_state
 event, work item, and ``queue_error`` when the work item is refused.
 
-Part of the store package: it may import ``nats`` and reaches the connection only through
-``Store._raw_connection``. Every record and event body comes from ``codec``. Streams and
-queues are in ``streams.py``; how a reply is read, and Go's error texts, in ``task_replies.py``.
+Part of the asyncjobs adapters: it may import ``nats`` and reaches the connection only
+through ``Store``'s adapter members (``client``, ``guard``). Every record and event body comes
+from ``codec``. Streams and queues are in ``streams.py``; how a reply is read, and Go's error
+texts, in ``task_replies.py``.
 
 ``enqueue_many`` runs the publish sequence of ``storage.go:EnqueueTask`` for many tasks at
 once: each task is a small state machine driven by its replies, all replies arrive on one
@@ -21,8 +22,6 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from nats.aio.msg import Msg
 
@@ -30,51 +29,37 @@ from ajc_gitops.codec import encode_task, encode_task_state_event, encode_work_i
 from ajc_gitops.errors import StoreError
 from ajc_gitops.gowire.ksuid import new_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, Task
-from ajc_gitops.names import QUEUE_STREAM, QUEUE_SUBJECT, TASK_EVENT_SUBJECT, TASK_SUBJECT, TASKS_STREAM
-from ajc_gitops.store.client import Store
-from ajc_gitops.store.errors import map_nats_errors
-from ajc_gitops.store.task_replies import DUPLICATE_ITEM, NO_RESPONDERS, TIMEOUT, _parse_reply, _stored_but_never_queued
+from ajc_gitops.names import (
+    EXPECTED_LAST_SUBJECT_SEQ,
+    MSG_ID,
+    QUEUE_STREAM,
+    QUEUE_SUBJECT,
+    TASK_EVENT_SUBJECT,
+    TASK_SUBJECT,
+    TASKS_STREAM,
+)
+from ajc_gitops.state import EnqueueOutcome
+from ajc_gitops.store.asyncjobs.task_replies import (
+    DUPLICATE_ITEM,
+    NO_RESPONDERS,
+    TIMEOUT,
+    parse_reply,
+    stored_but_never_queued,
+)
+from ajc_gitops.store.kv.client import Store
+from ajc_gitops.store.kv.errors import ERR_WRONG_LAST_SEQUENCE, map_nats_errors
 
 __all__ = [
     "DUPLICATE_ITEM",
     "NO_RESPONDERS",
     "TIMEOUT",
-    "EnqueueOutcome",
     "enqueue_many",
 ]
 
-_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
-_MSG_ID = "Nats-Msg-Id"
-_ERR_WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
-
 _DEFAULT_IN_FLIGHT = 1024
-Status = Literal["enqueued", "duplicate", "queue_error", "error"]
 
 
 # -- enqueueing (contract §4.4) ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class EnqueueOutcome:
-    """What became of one task.
-
-    ``enqueued``: stored, event sent, work item accepted. ``duplicate``: the task subject
-    already had a record, i.e. this slot was fired before (not an error; the deterministic
-    ID makes a second attempt land here). ``queue_error``: stored, but the work item was
-    refused; the record now says ``queue_error`` with Go's ``last_err`` in ``error``, unless
-    ``state_error`` says storing that state failed too. ``error``: the task was not stored.
-    ``stored_ns`` is the wall clock when the record's PubAck arrived (fire lag).
-    ``repaired``: a duplicate whose earlier attempt had stored the task but not its work
-    item (a crash between the two publishes); the item was published now."""
-
-    task_id: str
-    queue: str
-    status: Status
-    task_seq: int | None = None
-    stored_ns: int | None = None
-    error: str | None = None
-    state_error: str | None = None
-    repaired: bool = False
 
 
 # A publish answered "no responders" reached no stream, so a resend is safe: a replicated
@@ -114,8 +99,8 @@ class _Pipeline:
         self._in_flight = 0
         self._progress = asyncio.Event()  # set whenever a task finishes
         self._remaining = n
-        self._errors_mark = store._errors.mark()
-        self._nc, guard = store._raw_connection("enqueue")
+        self._errors_mark = store.error_mark()
+        self._nc, guard = store.client, store.guard("enqueue")
         with guard:
             self._inbox = self._nc.new_inbox()
         self._strip = len(self._inbox) + 1
@@ -123,7 +108,7 @@ class _Pipeline:
     async def run(self) -> list[EnqueueOutcome]:
         if not self._tasks:
             return []
-        nc, guard = self._store._raw_connection("enqueue")
+        nc, guard = self._store.client, self._store.guard("enqueue")
         with guard:
             sub = await nc.subscribe(f"{self._inbox}.>", cb=self._on_reply)
         first: dict[str, int] = {}
@@ -183,7 +168,7 @@ class _Pipeline:
     def _timeout_reason(self, what: str) -> str:
         # nats-py reports a publish permission violation only to the error callback, and the
         # request then simply goes unanswered: name it rather than a bare timeout.
-        denied = [e for e in self._store._errors.since(self._errors_mark) if "permissions violation" in e.lower()]
+        denied = [e for e in self._store.errors_since(self._errors_mark) if "permissions violation" in e.lower()]
         if denied:
             return f"{what}: permission denied ({denied[-1]})"
         return f"timed out after {self._timeout:g}s {what}"
@@ -224,7 +209,7 @@ class _Pipeline:
         if not 0 <= i < len(self._tasks) or self._stage[i] != stage or i not in self._pending:
             return  # a reply after we gave up on that request
         del self._pending[i]
-        reply = _parse_reply(msg)
+        reply = parse_reply(msg)
         task = self._tasks[i]
         if stage == _TASK:
             if reply.ok and reply.seq is not None:
@@ -233,7 +218,7 @@ class _Pipeline:
                 await self._send_work_item(i, _QUEUE)
             elif reply.no_responders and self._resend_later(i, _TASK):
                 pass
-            elif reply.err_code in _ERR_WRONG_LAST_SEQUENCE:
+            elif reply.err_code in ERR_WRONG_LAST_SEQUENCE:
                 body = json.dumps({"last_by_subj": TASK_SUBJECT.format(task.id)}).encode()
                 await self._send(i, _CHECK, f"{self._store.api_prefix}.STREAM.MSG.GET.{TASKS_STREAM}", body, {})
             else:
@@ -256,7 +241,7 @@ class _Pipeline:
             else:
                 self._finish(i, self._queue_error(i, reply.text))
         elif stage == _CHECK:
-            seq = _stored_but_never_queued(reply.body) if reply.ok else None
+            seq = stored_but_never_queued(reply.body) if reply.ok else None
             if seq is None:
                 self._finish(i, self._duplicate(i))
             else:
@@ -272,13 +257,13 @@ class _Pipeline:
     async def _store_task(self, i: int) -> None:
         """§4.4 step 1: only if the subject is empty, i.e. this slot never fired."""
         task = self._tasks[i]
-        await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {_EXPECTED_LAST_SUBJECT_SEQ: "0"})
+        await self._send(i, _TASK, TASK_SUBJECT.format(task.id), encode_task(task), {EXPECTED_LAST_SUBJECT_SEQ: "0"})
 
     async def _send_work_item(self, i: int, stage: int) -> None:
         # Nats-Msg-Id makes a second landing (a resend, a repair) a duplicate, not a second item.
         task = self._tasks[i]
         await self._send(i, stage, QUEUE_SUBJECT.format(task.queue, task.id), encode_work_item(task.id), {
-            _MSG_ID: task.id})  # fmt: skip
+            MSG_ID: task.id})  # fmt: skip
 
     def _backoff(self, i: int, stage: int) -> tuple[float, float] | None:
         """(first try, delay) for the next resend of this stage; None once resent for a timeout."""
@@ -311,7 +296,7 @@ class _Pipeline:
         """§4.4 step 4: re-store the task as ``queue_error`` on top of the step-1 record."""
         self._last_errs[i] = last_err
         await self._send(i, _QERR, TASK_SUBJECT.format(self._tasks[i].id), encode_task(self._errored(i)),
-                         {_EXPECTED_LAST_SUBJECT_SEQ: str(self._seq[i])})  # fmt: skip
+                         {EXPECTED_LAST_SUBJECT_SEQ: str(self._seq[i])})  # fmt: skip
 
     def _errored(self, i: int) -> Task:
         return dataclasses.replace(self._tasks[i], state="queue_error", last_err=self._last_errs[i])
@@ -367,7 +352,7 @@ async def enqueue_many(
         store,
         fires,
         max_in_flight=max_in_flight,
-        timeout=store._timeout if timeout is None else timeout,
+        timeout=store.timeout if timeout is None else timeout,
         clock=clock,
     )
     return await pipeline.run()

@@ -14,11 +14,12 @@ from nats.aio.msg import Msg
 
 from ajc_gitops.codec import decode_task_event
 from ajc_gitops.model import TaskEvent
-from ajc_gitops.store.client import Store
+from ajc_gitops.names import TASK_EVENT_SUBJECT
+from ajc_gitops.store.kv.client import Store
 
 __all__ = ["task_events"]
 
-_SUBJECT = "CHORIA_AJ.E.task_state.>"
+_SUBJECT = TASK_EVENT_SUBJECT.format(">")
 
 
 async def task_events(store: Store) -> AsyncGenerator[TaskEvent, None]:
@@ -30,7 +31,7 @@ async def task_events(store: Store) -> AsyncGenerator[TaskEvent, None]:
         if event is not None:
             queue.put_nowait(event)
 
-    nc, guard = store._raw_connection("subscribe to task events", _SUBJECT)
+    nc, guard = store.client, store.guard("subscribe to task events", _SUBJECT)
     with guard:
         sub = await nc.subscribe(_SUBJECT, cb=on_msg)
         await nc.flush()

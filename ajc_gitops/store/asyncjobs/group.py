@@ -1,7 +1,7 @@
 """The scheduler group's NATS side: member markers and a consistent read of the election key.
 
 Part of the store package, like ``watch.py``: it reaches the connection only through
-``Store._raw_connection`` / ``Store._api_request``.
+the ``Store``'s public adapter interface (``client``, ``guard``) / ``Store.api_request``.
 
 Member markers live in the configuration bucket under ``ajc_gitops.schedulers.<name>``. Go
 readers watch ``scheduled_tasks.*`` only (contract §2.1), so Go never sees them, and plan/apply
@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 
 from ajc_gitops.codec import decode_member, encode_member
 from ajc_gitops.errors import StoreError
 from ajc_gitops.model import MemberRecord
-from ajc_gitops.names import CONFIG_BUCKET, ELECTION_KEY, ELECTIONS_BUCKET, KV_OPERATION, MEMBER_PREFIX
-from ajc_gitops.store.client import Store
-from ajc_gitops.store.errors import _decode_reply
+from ajc_gitops.names import (
+    CONFIG_BUCKET,
+    ELECTION_KEY,
+    ELECTIONS_BUCKET,
+    KV_OPERATION,
+    MEMBER_PREFIX,
+    kv_stream,
+    kv_subject,
+    member_key,
+)
+from ajc_gitops.state import Holder
+from ajc_gitops.store.kv.client import Store
+from ajc_gitops.store.kv.errors import decode_reply
 
-__all__ = ["Holder", "read_holder", "read_members", "write_member"]
+__all__ = ["read_holder", "read_members", "write_member"]
 
 _ERR_NO_MESSAGE = 10037  # JSNoMessageFoundErr
 
@@ -31,7 +40,7 @@ _ERR_NO_MESSAGE = 10037  # JSNoMessageFoundErr
 async def write_member(store: Store, record: MemberRecord) -> None:
     """Put our own marker. A plain Put is right here: the key is ours alone (one writer per
     name), it is not a schedule (contract §0.3 forbids Put only over schedule keys)."""
-    await store.put_raw(MEMBER_PREFIX + record.name, encode_member(record), bucket=CONFIG_BUCKET)
+    await store.put_raw(member_key(record.name), encode_member(record), bucket=CONFIG_BUCKET)
 
 
 async def read_members(store: Store) -> list[MemberRecord]:
@@ -40,24 +49,16 @@ async def read_members(store: Store) -> list[MemberRecord]:
     return [decode_member(e.key, e.value or b"") for e in snapshot.live.values()]
 
 
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """The election key as the stream leader has it now: ``name`` None when absent/deleted."""
-
-    name: str | None
-    revision: int | None
-
-
 async def read_holder(store: Store, *, timeout: float) -> Holder:
     """Last message of the election key via ``STREAM.MSG.GET`` (answered by the stream
     leader, so never a stale replica, unlike a direct get). An expired key has no message."""
-    subject = f"$KV.{ELECTIONS_BUCKET}.{ELECTION_KEY}"
-    api = f"{store.api_prefix}.STREAM.MSG.GET.KV_{ELECTIONS_BUCKET}"
-    nc, guard = store._raw_connection(f"read {ELECTION_KEY}", api)
+    subject = kv_subject(ELECTIONS_BUCKET, ELECTION_KEY)
+    api = f"{store.api_prefix}.STREAM.MSG.GET.{kv_stream(ELECTIONS_BUCKET)}"
+    nc, guard = store.client, store.guard(f"read {ELECTION_KEY}", api)
     body = json.dumps({"last_by_subj": subject}).encode()
     try:
         with guard:
-            reply = _decode_reply(await nc.request(api, body, timeout=timeout))
+            reply = decode_reply(await nc.request(api, body, timeout=timeout))
     except StoreError as exc:
         if getattr(exc.__cause__, "err_code", None) == _ERR_NO_MESSAGE:
             return Holder(None, None)

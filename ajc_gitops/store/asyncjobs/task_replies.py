@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 
 from ajc_gitops.codec import decode_task_progress
 
-__all__ = ["DUPLICATE_ITEM", "NO_RESPONDERS", "TIMEOUT"]
+__all__ = ["DUPLICATE_ITEM", "NO_RESPONDERS", "TIMEOUT", "Reply", "parse_reply", "stored_but_never_queued"]
 
 # Go's error texts for the last_err of a queue_error task (§4.4 step 4).
 NO_RESPONDERS = "nats: no responders available for request"  # nats.ErrNoResponders
@@ -25,7 +25,7 @@ TIMEOUT = "nats: timeout"  # nats.ErrTimeout: what Go would say if it had a time
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
+class Reply:
     ok: bool
     seq: int | None = None
     duplicate: bool = False
@@ -45,35 +45,35 @@ def _jsm_error_text(err: dict[str, Any]) -> str:
     return "unknown JetStream Error"
 
 
-def _parse_reply(msg: Msg) -> _Reply:
+def parse_reply(msg: Msg) -> Reply:
     """A PubAck or JetStream API reply, classified the way Go's ``EnqueueTask`` sees it."""
     if msg.headers and msg.headers.get("Status") == "503":
-        return _Reply(False, text=NO_RESPONDERS, no_responders=True)
+        return Reply(False, text=NO_RESPONDERS, no_responders=True)
     data = msg.data
     plain = _PLAIN_PUBACK.fullmatch(data)
     if plain is not None:  # the common case, without json.loads (about 20% of a fire's CPU)
-        return _Reply(True, seq=int(plain[1]), duplicate=plain[2] is not None)
+        return Reply(True, seq=int(plain[1]), duplicate=plain[2] is not None)
     if data.startswith(b"-ERR"):  # jsm.go ParseErrorResponse's legacy form
-        return _Reply(False, text=data[4:].decode(errors="replace").strip().strip("'"))
+        return Reply(False, text=data[4:].decode(errors="replace").strip().strip("'"))
     try:
         body = json.loads(data)
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return _Reply(False, text=f"invalid JetStream response {data[:80]!r}")
+        return Reply(False, text=f"invalid JetStream response {data[:80]!r}")
     err = body.get("error")
     if isinstance(err, dict):
         code = err.get("err_code")
-        return _Reply(False, err_code=code if isinstance(code, int) else None, text=_jsm_error_text(err))
+        return Reply(False, err_code=code if isinstance(code, int) else None, text=_jsm_error_text(err))
     seq = body.get("seq")
-    return _Reply(True, seq=seq if isinstance(seq, int) else None, duplicate=body.get("duplicate") is True, body=body)
+    return Reply(True, seq=seq if isinstance(seq, int) else None, duplicate=body.get("duplicate") is True, body=body)
 
 
 # A PubAck as nats-server writes it; anything else goes through json.loads.
 _PLAIN_PUBACK = re.compile(rb'\{"stream":"[^"\\]*",(?:"domain":"[^"\\]*",)?"seq":([0-9]+)(,"duplicate":true)?\}')
 
 
-def _stored_but_never_queued(body: dict[str, Any] | None) -> int | None:
+def stored_but_never_queued(body: dict[str, Any] | None) -> int | None:
     """The stream sequence of a duplicate's stored record if it is still ``new`` with no
     tries: the earlier attempt stored it and died before (or while) publishing the work
     item, so we publish it. That is safe: inside the queue's 2m duplicate window the server
