@@ -32,13 +32,7 @@ from ajc_gitops.connect import ConnectOptions  # noqa: E402
 from ajc_gitops.embedded import start_server  # noqa: E402
 from ajc_gitops.model import GoTime, ScheduledTask  # noqa: E402
 from ajc_gitops.scheduler.tasks import build_task  # noqa: E402
-from ajc_gitops.store import (  # noqa: E402
-    QueueSpec,
-    Store,
-    enqueue_many,
-    ensure_queue,
-    ensure_task_streams,
-)
+from ajc_gitops.store import QueueSpec, Store, enqueue_many, ensure_queue, ensure_task_streams  # noqa: E402
 
 PUBLISHES_PER_TASK = 3
 

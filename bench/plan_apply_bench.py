@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib import pipelined_rate, print_table  # noqa: E402
 
-from ajc_gitops.apply import apply_plan, read_state  # noqa: E402
 from ajc_gitops.commands.common import make_plan  # noqa: E402
 from ajc_gitops.connect import ConnectOptions  # noqa: E402
 from ajc_gitops.embedded import start_server  # noqa: E402
@@ -45,6 +44,8 @@ from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET  # noqa: E402
 from ajc_gitops.plan.model import Plan  # noqa: E402
 from ajc_gitops.render.plan import PLAN_RENDERERS  # noqa: E402
 from ajc_gitops.store import Store  # noqa: E402
+from ajc_gitops.sync.apply import apply_plan  # noqa: E402
+from ajc_gitops.sync.state import read_state  # noqa: E402
 
 T = TypeVar("T")
 PER_FILE = 1000

@@ -1,5 +1,6 @@
-"""Command-line interface: flags into plain arguments, then ``commands/*``; no logic here.
-Heavy modules are imported inside each command so `validate` starts fast as a pre-commit hook."""
+"""Command-line interface: flags into a ``commands.options`` value, run through the one
+command table (``commands.COMMANDS``), which imports a command's module only when it runs, so
+`validate` starts fast as a pre-commit hook. No logic here."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ajc_gitops import __version__
 from ajc_gitops.cli.errors import error_handler
 from ajc_gitops.cli.options import connection_options
-
-if TYPE_CHECKING:
-    from ajc_gitops.connect import ConnectFlags
+from ajc_gitops.commands import run_command
+from ajc_gitops.commands.options import (
+    ApplyOptions,
+    DevOptions,
+    ExportOptions,
+    NextOptions,
+    PlanOptions,
+    SchedulerOptions,
+    ValidateOptions,
+)
+from ajc_gitops.connect.options import ConnectFlags
 
 app = typer.Typer(
     name="ajc-gitops",
@@ -93,9 +102,7 @@ def validate(
     output_format: Annotated[ProblemFormat, typer.Option("--format", "-o", help="Output format.")] = ProblemFormat.text,
 ) -> None:
     """Check schedule manifests offline: schema, cron, names, deadlines, duplicates."""
-    from ajc_gitops.commands import validate as command
-
-    raise typer.Exit(command.run(paths or [Path(".")], output_format=output_format.value))
+    raise typer.Exit(run_command(ValidateOptions(tuple(paths or [Path(".")]), output_format.value)))
 
 
 @app.command("next")
@@ -109,9 +116,7 @@ def next_(
     output_format: Annotated[TimesFormat, typer.Option("--format", "-o", help="Output format.")] = TimesFormat.text,
 ) -> None:
     """Show when a schedule fires next, exactly as the Go scheduler computes it (UTC host)."""
-    from ajc_gitops.commands import next as command
-
-    raise typer.Exit(command.run(schedule, after=after, count=count, output_format=output_format.value))
+    raise typer.Exit(run_command(NextOptions(schedule, after, count, output_format.value)))
 
 
 @app.command()
@@ -129,19 +134,16 @@ def plan(
     connect: ConnectFlags,
 ) -> None:
     """Show what apply would change in the live KV bucket (create, change, delete, drift)."""
-    from ajc_gitops.commands import plan as command
-
-    raise typer.Exit(
-        command.run(
-            paths or [Path(".")],
-            connect=connect,
-            out=out,
-            output_format=output_format.value,
-            prune=prune,
-            adopt=adopt or (),
-            detailed_exitcode=detailed_exitcode,
-        )
+    options = PlanOptions(
+        paths=tuple(paths or [Path(".")]),
+        connect=connect,
+        out=out,
+        output_format=output_format.value,
+        prune=prune,
+        adopt=tuple(adopt or ()),
+        detailed_exitcode=detailed_exitcode,
     )
+    raise typer.Exit(run_command(options))
 
 
 @app.command()
@@ -167,19 +169,18 @@ def apply(
     connect: ConnectFlags,
 ) -> None:
     """Apply the manifests (after showing the plan and asking), or exactly a saved plan."""
-    from ajc_gitops.commands import apply as command
-    from ajc_gitops.commands.common import adopt_names
-
-    opts = command.ApplyOptions(
+    options = ApplyOptions(
+        paths=tuple(paths or [Path(".")]),
+        connect=connect,
         auto_approve=auto_approve,
         prune=prune,
-        adopt=adopt_names(adopt or ()),
+        adopt=tuple(adopt or ()),
         allow_empty=allow_empty,
         detailed_exitcode=detailed_exitcode,
         replicas=replicas,
         memory=memory,
     )
-    raise typer.Exit(command.run(paths or [Path(".")], connect=connect, opts=opts))
+    raise typer.Exit(run_command(options))
 
 
 @app.command()
@@ -198,9 +199,7 @@ def export(
     connect: ConnectFlags,
 ) -> None:
     """Write live schedules as manifests (export, then plan: no changes)."""
-    from ajc_gitops.commands import export as command
-
-    raise typer.Exit(command.run(names or [], connect=connect, out_dir=out_dir))
+    raise typer.Exit(run_command(ExportOptions(tuple(names or ()), connect, out_dir)))
 
 
 @app.command()
@@ -215,9 +214,7 @@ def dev(
 ) -> None:
     """Validate, plan and apply on an embedded nats-server (store in .ajc-gitops/), plan again, then
     run a scheduler and show the tasks it creates until Ctrl-C."""
-    from ajc_gitops.commands import dev as command
-
-    raise typer.Exit(command.run(paths or [], once=once))
+    raise typer.Exit(run_command(DevOptions(tuple(paths or ()), once)))
 
 
 class LogFormat(StrEnum):
@@ -258,11 +255,8 @@ def scheduler(
     connect: ConnectFlags,
 ) -> None:
     """Run a leader-electing scheduler for the stored schedules: a drop-in for `ajc task cron scheduler`."""
-    from ajc_gitops.commands import scheduler as command
-
-    raise typer.Exit(
-        command.run(name, connect=connect, monitor=monitor, log_format=log_format.value, catchup_window=catchup_window)
-    )
+    options = SchedulerOptions(name, connect, monitor, log_format.value, catchup_window)
+    raise typer.Exit(run_command(options))
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ajc_gitops.cli import output
+from ajc_gitops import output
 from ajc_gitops.errors import AjcError
 
 EXIT_INTERRUPTED = 130

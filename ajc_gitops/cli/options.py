@@ -16,6 +16,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ajc_gitops.connect.options import ConnectFlags
+
 F = TypeVar("F", bound=Callable[..., Any])
 _PANEL = "NATS connection"
 
@@ -154,7 +156,7 @@ def connection_options(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ajc_gitops.connect import ConnectFlags
+
 
         values = {name: kwargs.pop(_PREFIX + name) for name, _ in _OPTIONS}
         # --tls-first is a plain flag: "not given" must let a context's tls_first apply.

@@ -6,42 +6,21 @@ import asyncio
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ajc_gitops.cli import output
+from ajc_gitops import output
 from ajc_gitops.commands import common
-from ajc_gitops.connect import ConnectFlags
-from ajc_gitops.errors import AjcError, StoreError
+from ajc_gitops.commands.options import ApplyOptions
+from ajc_gitops.errors import AjcError, ApplyCancelled, ApplyIncomplete, CommandError
 from ajc_gitops.manifest.load import MANIFEST_SUFFIXES, DesiredSchedule
 from ajc_gitops.plan.model import Action, Plan
-
-if TYPE_CHECKING:
-    from ajc_gitops.apply import ApplyResult
+from ajc_gitops.plan.planfile import read_plan
+from ajc_gitops.store import Store
+from ajc_gitops.sync.apply import ApplyResult, apply_plan, check_allowed, work
 
 PROMPT = "Do you want to apply these changes? Only 'yes' will be accepted:"
 _LISTED = 20
-
-
-class ApplyIncomplete(StoreError):
-    pass
-
-
-class ApplyCancelled(AjcError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyOptions:
-    auto_approve: bool = False
-    prune: bool = False
-    adopt: frozenset[str] = frozenset()
-    allow_empty: bool = False
-    detailed_exitcode: bool = False
-    replicas: int = 1
-    memory: bool = False
 
 
 def saved_plan_path(paths: Sequence[Path]) -> Path | None:
@@ -52,8 +31,6 @@ def saved_plan_path(paths: Sequence[Path]) -> Path | None:
 
 
 def read_saved_plan(path: Path) -> Plan:
-    from ajc_gitops.plan.planfile import read_plan
-
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -106,7 +83,7 @@ async def _confirm(plan: Plan, opts: ApplyOptions, *, interactive: bool, ask: Ca
     if opts.auto_approve or not plan.has_changes:
         return
     if not interactive:
-        raise common.CommandError(
+        raise CommandError(
             "refusing to apply without confirmation: stdin is not a terminal; review the plan and "
             "pass --auto-approve, or save it with 'plan --out FILE' and run 'apply FILE'"
         )
@@ -115,19 +92,16 @@ async def _confirm(plan: Plan, opts: ApplyOptions, *, interactive: bool, ask: Ca
 
 
 async def _apply(
-    connect: ConnectFlags,
     saved: Plan | None,
     desired: Sequence[DesiredSchedule],
     opts: ApplyOptions,
+    adopt: frozenset[str],
     *,
     now: datetime,
     interactive: bool,
     ask: Callable[[], str],
 ) -> tuple[Plan, ApplyResult | None]:
-    from ajc_gitops.apply import apply_plan, check_allowed, work
-    from ajc_gitops.store import Store
-
-    async with Store.open(common.connect_options(connect)) as store:
+    async with Store.open(common.connect_options(opts.connect)) as store:
         if saved is not None:
             plan = saved
             output.write(
@@ -137,7 +111,7 @@ async def _apply(
             if plan.server != store.server:
                 output.error(f"note: the plan was made against {plan.server}; applying it to {store.server}")
         else:
-            plan = await common.make_plan(store, desired, now=now, prune=opts.prune, adopt=opts.adopt)
+            plan = await common.make_plan(store, desired, now=now, prune=opts.prune, adopt=adopt)
             output.write(common.render_plan(plan, "text"))
             common.report_drift(plan)
         check_allowed(plan, allow_empty=opts.allow_empty)  # before asking anyone
@@ -151,32 +125,31 @@ async def _apply(
 
 
 def run(
-    paths: Sequence[Path],
-    *,
-    connect: ConnectFlags,
     opts: ApplyOptions,
+    *,
     now: datetime | None = None,
     interactive: bool | None = None,
     ask: Callable[[], str] = _stdin_prompt,
 ) -> int:
     now = now or datetime.now(UTC)
     if not 1 <= opts.replicas <= 5:
-        raise common.CommandError(f"--replicas must be between 1 and 5 (a JetStream limit), not {opts.replicas}")
-    saved_path = saved_plan_path(paths)
+        raise CommandError(f"--replicas must be between 1 and 5 (a JetStream limit), not {opts.replicas}")
+    adopt = common.adopt_names(opts.adopt)
+    saved_path = saved_plan_path(opts.paths)
     saved: Plan | None = None
     desired: Sequence[DesiredSchedule] = ()
     if saved_path is not None:
         if opts.prune or opts.adopt:
-            raise common.CommandError("--prune and --adopt are decided when planning; a saved plan is applied as it is")
+            raise CommandError("--prune and --adopt are decided when planning; a saved plan is applied as it is")
         saved = read_saved_plan(saved_path)
     else:
-        loaded = common.load_desired(paths, now=now)
+        loaded = common.load_desired(opts.paths, now=now)
         if loaded is None:
             return common.EXIT_ERROR
         desired = loaded.schedules
     if interactive is None:
         interactive = sys.stdin.isatty()
-    plan, result = asyncio.run(_apply(connect, saved, desired, opts, now=now, interactive=interactive, ask=ask))
+    plan, result = asyncio.run(_apply(saved, desired, opts, adopt, now=now, interactive=interactive, ask=ask))
     if result is None:
         if saved_path is not None:  # the plan shown above already says so otherwise
             output.write("No changes. The store matches the manifests.")

@@ -9,23 +9,21 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ajc_gitops.cli import output
+from ajc_gitops import output
 from ajc_gitops.connect import ConnectFlags, ConnectOptions, resolve_connect_options
-from ajc_gitops.errors import AjcError
+from ajc_gitops.errors import CommandError
 from ajc_gitops.manifest.load import DesiredSchedule, LoadResult, load_manifests
+from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.model import Plan
+from ajc_gitops.render.plan import PLAN_RENDERERS
 from ajc_gitops.render.problems import RENDERERS as PROBLEM_RENDERERS
 from ajc_gitops.rules import name_problem
 from ajc_gitops.store import Store
+from ajc_gitops.sync.state import read_state
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2  # --detailed-exitcode: changes present (plan) or applied (apply), as Terraform
-
-
-class CommandError(AjcError):
-    """A refused or impossible request. Exit 1, never 2: with --detailed-exitcode, 2 means
-    "changes", so CI must not read an error as one."""
 
 
 def connect_options(flags: ConnectFlags) -> ConnectOptions:
@@ -65,16 +63,11 @@ async def make_plan(
     adopt: frozenset[str],
 ) -> Plan:
     """Read records and markers (complete, contract §2.1) and diff them against ``desired``."""
-    from ajc_gitops.apply import read_state
-    from ajc_gitops.plan.diff import compute_plan
-
     records, markers = await read_state(store)
     return compute_plan(desired, records, markers, now=now, server=store.server, prune=prune, adopt=adopt)
 
 
 def render_plan(plan: Plan, output_format: str) -> str:
-    from ajc_gitops.render.plan import PLAN_RENDERERS
-
     return PLAN_RENDERERS[output_format](plan, color=output_format == "text" and output.use_color(sys.stdout))
 
 

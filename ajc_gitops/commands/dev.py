@@ -13,12 +13,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ajc_gitops.cli import output
+from ajc_gitops import output
 from ajc_gitops.commands import common
-from ajc_gitops.manifest.load import DesiredSchedule
+from ajc_gitops.commands.apply import summary
+from ajc_gitops.commands.options import DevOptions
+from ajc_gitops.commands.scheduler import serve_and_tail
+from ajc_gitops.connect import ConnectOptions
+from ajc_gitops.embedded import start_server
+from ajc_gitops.manifest.load import DesiredSchedule, load_manifests
 from ajc_gitops.render.problems import RENDERERS as PROBLEM_RENDERERS
+from ajc_gitops.store import Store
+from ajc_gitops.sync.apply import apply_plan, work
 
-STATE_DIR = Path(".ajc-gitops")
 DEFAULT_PATHS = (Path("examples/schedules"),)
 
 
@@ -27,11 +33,6 @@ def _step(title: str) -> None:
 
 
 async def _plan_apply_plan(url: str, desired: Sequence[DesiredSchedule], now: datetime) -> bool:
-    from ajc_gitops.apply import apply_plan, work
-    from ajc_gitops.commands.apply import summary
-    from ajc_gitops.connect import ConnectOptions
-    from ajc_gitops.store import Store
-
     async with Store.open(ConnectOptions(servers=(url,))) as store:
         _step(f"ajc-gitops plan --prune  (against {store.server})")
         plan = await common.make_plan(store, desired, now=now, prune=True, adopt=frozenset())
@@ -53,12 +54,10 @@ async def _plan_apply_plan(url: str, desired: Sequence[DesiredSchedule], now: da
         return result.complete
 
 
-def run(paths: Sequence[Path], *, now: datetime | None = None, state_dir: Path = STATE_DIR, once: bool = False) -> int:
-    from ajc_gitops.embedded import start_server
-    from ajc_gitops.manifest.load import load_manifests
-
+def run(opts: DevOptions, *, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
-    paths = list(paths) or list(DEFAULT_PATHS)
+    state_dir = opts.state_dir
+    paths = list(opts.paths) or list(DEFAULT_PATHS)
     _step(f"ajc-gitops validate {' '.join(str(p) for p in paths)}")
     loaded = load_manifests(paths, now=now)
     output.write(PROBLEM_RENDERERS["text"](loaded))
@@ -69,9 +68,7 @@ def run(paths: Sequence[Path], *, now: datetime | None = None, state_dir: Path =
     try:
         output.write(f"nats-server pid {server.pid} listening on {server.url}")
         complete = asyncio.run(_plan_apply_plan(server.url, loaded.schedules, now))
-        if complete and not once:
-            from ajc_gitops.commands.scheduler import serve_and_tail
-
+        if complete and not opts.once:
             _step(f"ajc-gitops scheduler  (NATS_URL={server.url} ajc task cron list works meanwhile)")
             asyncio.run(serve_and_tail(server.url, [s.task.queue for s in loaded.schedules]))
         _step("connect")

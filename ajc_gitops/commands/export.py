@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ajc_gitops.cli import output
+from ajc_gitops import output
+from ajc_gitops.codec import MarkerError, decode_marker
 from ajc_gitops.commands import common
+from ajc_gitops.commands.options import ExportOptions
 from ajc_gitops.connect import ConnectFlags
-
-if TYPE_CHECKING:
-    from ajc_gitops.state import Snapshot
+from ajc_gitops.errors import CommandError
+from ajc_gitops.manifest.export import export_schedules, render_stream, write_files
+from ajc_gitops.names import MARKER_PREFIX, marker_key
+from ajc_gitops.state import Snapshot
+from ajc_gitops.store import Store
+from ajc_gitops.sync.state import read_state
 
 
 async def _records(connect: ConnectFlags) -> tuple[str, Snapshot, Snapshot]:
-    from ajc_gitops.apply import read_state
-    from ajc_gitops.store import Store
-
     async with Store.open(common.connect_options(connect)) as store:
         records, markers = await read_state(store)
         return store.server, records, markers
 
 
 def _sensitive_names(markers: Snapshot) -> frozenset[str]:
-    from ajc_gitops.codec import MarkerError, decode_marker
-    from ajc_gitops.names import MARKER_PREFIX
-
     found = set()
     for key, entry in markers.live.items():
         try:
@@ -40,21 +36,18 @@ def _sensitive_names(markers: Snapshot) -> frozenset[str]:
     return frozenset(found)
 
 
-def run(names: Sequence[str], *, connect: ConnectFlags, out_dir: Path | None, now: datetime | None = None) -> int:
-    from ajc_gitops.export import export_schedules, render_stream, write_files
-    from ajc_gitops.names import marker_key
-
-    server, records, markers = asyncio.run(_records(connect))
-    result = export_schedules(records, names, now=now or datetime.now(UTC), sensitive=_sensitive_names(markers))
+def run(opts: ExportOptions, *, now: datetime | None = None) -> int:
+    server, records, markers = asyncio.run(_records(opts.connect))
+    result = export_schedules(records, opts.names, now=now or datetime.now(UTC), sensitive=_sensitive_names(markers))
     for key, why in result.skipped:
         output.error(f"warning: {server}: {key}: not exported: {why}")
     for key, note in result.warnings:
         output.error(f"warning: {server}: {key}: exported, but {note}")
-    if out_dir is None:
+    if opts.out_dir is None:
         output.write(render_stream(result))
     else:
-        written = write_files(out_dir, result)
-        output.error(f"Exported {len(written)} schedule(s) from {server} to {out_dir}/")
+        written = write_files(opts.out_dir, result)
+        output.error(f"Exported {len(written)} schedule(s) from {server} to {opts.out_dir}/")
     unmanaged = [e.name for e in result.schedules if marker_key(e.name) not in markers.live]
     if unmanaged:
         shown = ",".join(unmanaged[:5]) + (",..." if len(unmanaged) > 5 else "")
@@ -63,7 +56,7 @@ def run(names: Sequence[str], *, connect: ConnectFlags, out_dir: Path | None, no
             f"take them over with 'ajc-gitops apply <dir> --adopt {shown}' (plan first with the same flags)"
         )
     if result.missing:
-        raise common.CommandError(
+        raise CommandError(
             f"{server}: no live schedule named {', '.join(result.missing)} (scheduled_tasks.<name>); "
             "check the name with 'ajc task cron list'"
         )

@@ -6,19 +6,15 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from ajc_gitops import rules
-from ajc_gitops.cli import output
-from ajc_gitops.errors import AjcError, UsageError
+from ajc_gitops import output, rules
+from ajc_gitops.commands.options import NextOptions
+from ajc_gitops.errors import InvalidSchedule, UsageError
 from ajc_gitops.gowire import cron
 from ajc_gitops.gowire.gotime import parse_rfc3339
 
 EXIT_OK = 0
 MAX_COUNT = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class InvalidSchedule(AjcError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +69,9 @@ def render_json(result: FireTimes) -> str:
     return json.dumps({"schedule": result.schedule, "next": [utc_text(t) for t in result.times]}) + "\n"
 
 
-def run(schedule: str, *, after: str | None, count: int, output_format: str, now: datetime | None = None) -> int:
-    if not 1 <= count <= MAX_COUNT:
-        raise UsageError(f"--count must be between 1 and {MAX_COUNT}, not {count}")
-    result = fire_times(schedule, parse_from(after, now or datetime.now(UTC)), count)
-    output.write(render_json(result) if output_format == "json" else render_text(result))
+def run(opts: NextOptions, *, now: datetime | None = None) -> int:
+    if not 1 <= opts.count <= MAX_COUNT:
+        raise UsageError(f"--count must be between 1 and {MAX_COUNT}, not {opts.count}")
+    result = fire_times(opts.schedule, parse_from(opts.after, now or datetime.now(UTC)), opts.count)
+    output.write(render_json(result) if opts.output_format == "json" else render_text(result))
     return EXIT_OK

@@ -9,22 +9,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ajc_gitops.cli import output
+from ajc_gitops import output
 from ajc_gitops.commands import common
+from ajc_gitops.commands.options import PlanOptions
 from ajc_gitops.connect import ConnectFlags
-from ajc_gitops.errors import AjcError
+from ajc_gitops.errors import AjcError, PlanBlocked
 from ajc_gitops.manifest.load import DesiredSchedule
 from ajc_gitops.plan.model import Plan
-
-
-class PlanBlocked(AjcError):
-    pass
+from ajc_gitops.plan.planfile import write_plan
+from ajc_gitops.store import Store
 
 
 def save_plan(plan: Plan, path: Path) -> None:
     """Write the plan file atomically: a half-written plan must never be applied."""
-    from ajc_gitops.plan.planfile import write_plan
-
     data = write_plan(plan)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -55,31 +52,19 @@ def finish(plan: Plan, *, detailed_exitcode: bool) -> int:
 async def _plan(
     connect: ConnectFlags, desired: Sequence[DesiredSchedule], *, now: datetime, prune: bool, adopt: frozenset[str]
 ) -> Plan:
-    from ajc_gitops.store import Store
-
     async with Store.open(common.connect_options(connect)) as store:
         return await common.make_plan(store, desired, now=now, prune=prune, adopt=adopt)
 
 
-def run(
-    paths: Sequence[Path],
-    *,
-    connect: ConnectFlags,
-    out: Path | None = None,
-    output_format: str = "text",
-    prune: bool = False,
-    adopt: Sequence[str] = (),
-    detailed_exitcode: bool = False,
-    now: datetime | None = None,
-) -> int:
+def run(opts: PlanOptions, *, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
-    adopt_set = common.adopt_names(adopt)
-    loaded = common.load_desired(paths, now=now, output_format=output_format)
+    adopt = common.adopt_names(opts.adopt)
+    loaded = common.load_desired(opts.paths, now=now, output_format=opts.output_format)
     if loaded is None:
         return common.EXIT_ERROR
-    plan = asyncio.run(_plan(connect, loaded.schedules, now=now, prune=prune, adopt=adopt_set))
-    output.write(common.render_plan(plan, output_format))
-    if out is not None:
-        save_plan(plan, out)
-        output.error(f"Saved the plan to {out}; apply exactly this plan with: ajc-gitops apply {out}")
-    return finish(plan, detailed_exitcode=detailed_exitcode)
+    plan = asyncio.run(_plan(opts.connect, loaded.schedules, now=now, prune=opts.prune, adopt=adopt))
+    output.write(common.render_plan(plan, opts.output_format))
+    if opts.out is not None:
+        save_plan(plan, opts.out)
+        output.error(f"Saved the plan to {opts.out}; apply exactly this plan with: ajc-gitops apply {opts.out}")
+    return finish(plan, detailed_exitcode=opts.detailed_exitcode)

@@ -16,10 +16,22 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from ajc_gitops import output
 from ajc_gitops.commands import common
-from ajc_gitops.connect import ConnectFlags
+from ajc_gitops.commands.options import SchedulerOptions
+from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.errors import AjcError, UsageError
 from ajc_gitops.gowire.durations import DurationError, parse_duration
+from ajc_gitops.scheduler.runner import (
+    SHORT_TTL_ENV,
+    SchedulerConfig,
+    SchedulerService,
+    capture_signals,
+    first_error,
+    host_zone,
+    run_service,
+)
+from ajc_gitops.store import QueueSpec, Store, ensure_queue, task_events
 
 __all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "parse_window", "run", "serve_and_tail"]
 
@@ -82,26 +94,17 @@ def parse_window(text: str | None) -> datetime.timedelta | None:
     return datetime.timedelta(microseconds=ns // 1000)
 
 
-def run(
-    name: str | None,
-    *,
-    connect: ConnectFlags,
-    monitor: int | None = None,
-    log_format: str = "text",
-    catchup_window: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> int:
-    from ajc_gitops.scheduler.runner import SHORT_TTL_ENV, SchedulerConfig, SchedulerService, host_zone, run_service
-
+def run(opts: SchedulerOptions, *, env: Mapping[str, str] | None = None) -> int:
     environ = os.environ if env is None else env
-    configure_logging(log_format)
+    name, monitor = opts.name, opts.monitor
+    configure_logging(opts.log_format)
     if monitor is not None and not 0 <= monitor <= 65535:
         raise UsageError(f"--monitor must be a port number, got {monitor}")
     config = SchedulerConfig(
         name=name or "",
-        connect=common.connect_options(connect),
+        connect=common.connect_options(opts.connect),
         monitor_port=monitor if monitor else None,  # Go: the monitor runs only when > 0
-        catchup_window=parse_window(catchup_window),
+        catchup_window=parse_window(opts.catchup_window),
         allow_short_ttl=environ.get(SHORT_TTL_ENV, "") == "1",
         zone=host_zone(dict(environ)),
     )
@@ -117,11 +120,6 @@ async def serve_and_tail(url: str, queues: Sequence[str], *, name: str = "ajc-gi
     """For ``dev``: run a scheduler against ``url`` and print every task_state event until
     SIGINT/SIGTERM. The schedules' queues are created first, as ``ajc queue add`` would (the
     scheduler itself never creates them, contract §1), so the tasks really get enqueued."""
-    from ajc_gitops.cli import output
-    from ajc_gitops.connect import ConnectOptions
-    from ajc_gitops.scheduler.runner import SchedulerConfig, SchedulerService, capture_signals, first_error
-    from ajc_gitops.store import QueueSpec, Store, ensure_queue, task_events
-
     connect = ConnectOptions(servers=(url,))
     service = SchedulerService(SchedulerConfig(name, connect))
 

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from ajc_gitops.connect import ConnectOptions
-from ajc_gitops.embedded import EmbeddedServer, EmbeddedServerError, find_nats_server, free_ports, start_server
-from ajc_gitops.errors import AjcError
+from ajc_gitops.embedded import EmbeddedServer, find_nats_server, free_ports, start_server
+from ajc_gitops.errors import AjcError, EmbeddedServerError
 from ajc_gitops.state import WriteOp
 from ajc_gitops.store import Store
 

@@ -17,17 +17,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ajc_gitops import codec
-from ajc_gitops.apply import apply_plan, read_state
 from ajc_gitops.commands import common
 from ajc_gitops.commands import export as export_command
+from ajc_gitops.commands.options import ExportOptions
 from ajc_gitops.connect import ConnectFlags, ConnectOptions
-from ajc_gitops.errors import AjcError
-from ajc_gitops.export import ExportError, export_schedules, render_stream
+from ajc_gitops.errors import AjcError, ExportError
+from ajc_gitops.manifest.export import export_schedules, render_stream
 from ajc_gitops.manifest.load import load_manifests
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.plan.model import Action, NoticeKind
 from ajc_gitops.state import Entry, Snapshot
 from ajc_gitops.store import Store
+from ajc_gitops.sync.apply import apply_plan
+from ajc_gitops.sync.state import read_state
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +115,7 @@ def live_records(url: str) -> dict[str, bytes | None]:
 def test_export_then_plan_has_no_changes_for_every_payload_kind(nats_server, tmp_path, capsys):
     asyncio.run(seed(nats_server.url, RECORDS))
     out = tmp_path / "exported"
-    assert export_command.run([], connect=flags(nats_server.url), out_dir=out) == 0
+    assert export_command.run(ExportOptions((), flags(nats_server.url), out)) == 0
     err = capsys.readouterr().err
     assert "warning" not in err, err
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}.yaml" for n in RECORDS)
@@ -141,7 +143,7 @@ def test_export_then_plan_has_no_changes_for_every_payload_kind(nats_server, tmp
 
 def test_export_to_stdout_is_one_manifest_and_names_filter(nats_server, tmp_path, capsys):
     asyncio.run(seed(nats_server.url, {k: RECORDS[k] for k in ("raw_bytes", "http_json", "berlin")}))
-    assert export_command.run(["http_json", "berlin"], connect=flags(nats_server.url), out_dir=None) == 0
+    assert export_command.run(ExportOptions(("http_json", "berlin"), flags(nats_server.url), None)) == 0
     stdout = capsys.readouterr().out
     document = yaml.safe_load(stdout)
     assert [s["name"] for s in document["schedules"]] == ["berlin", "http_json"]
@@ -151,7 +153,7 @@ def test_export_to_stdout_is_one_manifest_and_names_filter(nats_server, tmp_path
     plan = plan_for(nats_server.url, path, adopt=frozenset({"http_json", "berlin"}))
     assert [c.name for c in plan.changes if c.fields or c.value is not None] == []
     with pytest.raises(AjcError, match="no live schedule named nope"):
-        export_command.run(["nope"], connect=flags(nats_server.url), out_dir=tmp_path / "x")
+        export_command.run(ExportOptions(("nope",), flags(nats_server.url), tmp_path / "x"))
 
 
 def test_records_that_cannot_be_manifests_are_reported_not_dropped(nats_server, tmp_path, capsys):
@@ -166,7 +168,7 @@ def test_records_that_cannot_be_manifests_are_reported_not_dropped(nats_server, 
             },
         )
     )
-    assert export_command.run([], connect=flags(nats_server.url), out_dir=tmp_path / "out") == 0
+    assert export_command.run(ExportOptions((), flags(nats_server.url), tmp_path / "out")) == 0
     err = capsys.readouterr().err
     assert "scheduled_tasks.broken: not exported: Go cannot decode this record" in err
     assert "scheduled_tasks.renamed: not exported: its JSON name 'nil_payload' differs from the key" in err
@@ -182,7 +184,7 @@ def test_export_never_follows_a_symlink_out_of_the_directory(nats_server, tmp_pa
     out.mkdir()
     (out / "nil_payload.yaml").symlink_to(outside)
     with pytest.raises(ExportError, match="symlink"):
-        export_command.run([], connect=flags(nats_server.url), out_dir=out)
+        export_command.run(ExportOptions((), flags(nats_server.url), out))
     assert outside.read_text() == "precious"
 
 

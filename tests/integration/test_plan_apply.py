@@ -14,19 +14,21 @@ from typing import Any
 import nats
 import pytest
 
-from ajc_gitops.apply import ApplyRefused, apply_plan, read_state
 from ajc_gitops.commands import apply as apply_command
 from ajc_gitops.commands import common
 from ajc_gitops.commands import plan as plan_command
+from ajc_gitops.commands.options import ApplyOptions, PlanOptions
 from ajc_gitops.connect import ConnectFlags, ConnectOptions
 from ajc_gitops.embedded import free_ports
-from ajc_gitops.errors import AjcError, ConnectError, StalePlanError
+from ajc_gitops.errors import AjcError, ApplyRefused, ConnectError, StalePlanError
 from ajc_gitops.manifest.load import load_manifests
 from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, marker_key
 from ajc_gitops.plan.model import Action, NoticeKind, Plan
 from ajc_gitops.plan.planfile import read_plan
 from ajc_gitops.state import WriteOp
 from ajc_gitops.store import Store
+from ajc_gitops.sync.apply import apply_plan
+from ajc_gitops.sync.state import read_state
 
 pytestmark = pytest.mark.integration
 
@@ -171,7 +173,7 @@ async def test_corrupt_record_shows_in_the_plan_without_crashing(nats_server, tm
         await store.ensure_buckets()
         await raw_put(store, "scheduled_tasks.broken", b'{"name":"broken","schedule":')
         await raw_put(store, "scheduled_tasks.renamed", GO_PLAIN)  # JSON name differs from the key
-    code = await asyncio.to_thread(plan_command.run, [paths], connect=flags(nats_server.url))
+    code = await asyncio.to_thread(plan_command.run, PlanOptions((paths,), flags(nats_server.url)))
     out = capsys.readouterr().out
     assert code == 0
     assert "scheduled_tasks.broken" in out and "Go cannot decode this record" in out
@@ -350,7 +352,9 @@ async def test_drift_is_reported_and_repaired(nats_server, tmp_path, capsys):
         tomb = await store.delete(entry.key, revision=entry.revision)
         assert entry.value is not None
         await store.create(entry.key, entry.value.replace(b"@daily", b"@weekly"), tombstone_revision=tomb)
-    code = await asyncio.to_thread(plan_command.run, [paths], connect=flags(nats_server.url), detailed_exitcode=True)
+    code = await asyncio.to_thread(
+        plan_command.run, PlanOptions((paths,), flags(nats_server.url), detailed_exitcode=True)
+    )
     captured = capsys.readouterr()
     assert code == 2
     assert "drift" in captured.out and "s00000" in captured.out
@@ -364,7 +368,7 @@ async def test_saved_plan_round_trip_and_stale_saved_plan(nats_server, tmp_path,
     paths = manifest(tmp_path, entries(3))
     planfile = tmp_path / "plan.out"
     code = await asyncio.to_thread(
-        plan_command.run, [paths], connect=flags(nats_server.url), out=planfile, detailed_exitcode=True
+        plan_command.run, PlanOptions((paths,), flags(nats_server.url), out=planfile, detailed_exitcode=True)
     )
     assert code == 2
     saved = read_plan(planfile.read_bytes(), str(planfile))
@@ -372,19 +376,17 @@ async def test_saved_plan_round_trip_and_stale_saved_plan(nats_server, tmp_path,
     run_apply = apply_command.run
     code = await asyncio.to_thread(
         run_apply,
-        [planfile],
-        connect=flags(nats_server.url),
-        opts=apply_command.ApplyOptions(detailed_exitcode=True),
+        ApplyOptions((planfile,), flags(nats_server.url), detailed_exitcode=True),
         interactive=False,
     )
     assert code == 2
     assert "Apply complete: 3 added, 0 changed, 0 destroyed." in capsys.readouterr().out
     # Applying the same file again: every key moved since, so it is stale and names them.
     with pytest.raises(StalePlanError, match=r"scheduled_tasks\.s00000.*scheduled_tasks\.s00001"):
-        await asyncio.to_thread(
-            run_apply, [planfile], connect=flags(nats_server.url), opts=apply_command.ApplyOptions(), interactive=False
-        )
-    code = await asyncio.to_thread(plan_command.run, [paths], connect=flags(nats_server.url), detailed_exitcode=True)
+        await asyncio.to_thread(run_apply, ApplyOptions((planfile,), flags(nats_server.url)), interactive=False)
+    code = await asyncio.to_thread(
+        plan_command.run, PlanOptions((paths,), flags(nats_server.url), detailed_exitcode=True)
+    )
     assert code == 0
     assert "No changes." in capsys.readouterr().out
 
@@ -394,9 +396,7 @@ async def test_apply_without_a_terminal_refuses_unless_auto_approve(nats_server,
     with pytest.raises(AjcError, match="--auto-approve") as info:
         await asyncio.to_thread(
             apply_command.run,
-            [paths],
-            connect=flags(nats_server.url),
-            opts=apply_command.ApplyOptions(),
+            ApplyOptions((paths,), flags(nats_server.url)),
             interactive=False,
         )
     assert info.value.exit_code == 1
@@ -406,17 +406,13 @@ async def test_apply_without_a_terminal_refuses_unless_auto_approve(nats_server,
     with pytest.raises(AjcError, match="cancelled"):
         await asyncio.to_thread(
             apply_command.run,
-            [paths],
-            connect=flags(nats_server.url),
-            opts=apply_command.ApplyOptions(),
+            ApplyOptions((paths,), flags(nats_server.url)),
             interactive=True,
             ask=lambda: next(answers),
         )
     code = await asyncio.to_thread(
         apply_command.run,
-        [paths],
-        connect=flags(nats_server.url),
-        opts=apply_command.ApplyOptions(detailed_exitcode=True),
+        ApplyOptions((paths,), flags(nats_server.url), detailed_exitcode=True),
         interactive=True,
         ask=lambda: next(answers),
     )
@@ -432,7 +428,7 @@ async def test_server_down_is_one_line_naming_the_server_within_the_timeout(tmp_
     url = f"nats://127.0.0.1:{free_ports(1)[0]}"
     started = time.monotonic()
     with pytest.raises(ConnectError) as info:
-        await asyncio.to_thread(plan_command.run, [paths], connect=flags(url, timeout_s=1.0))
+        await asyncio.to_thread(plan_command.run, PlanOptions((paths,), flags(url, timeout_s=1.0)))
     assert time.monotonic() - started < 2.0
     assert url in str(info.value) and len(str(info.value).splitlines()) == 1
 
@@ -454,7 +450,9 @@ async def test_bad_credentials_are_one_clear_line(nats_server_factory, tmp_path)
     server = nats_server_factory(extra_config=AUTH)
     paths = manifest(tmp_path, entries(1))
     with pytest.raises(ConnectError, match="authorization failed") as info:
-        await asyncio.to_thread(plan_command.run, [paths], connect=flags(server.url, user="admin", password="nope"))
+        await asyncio.to_thread(
+            plan_command.run, PlanOptions((paths,), flags(server.url, user="admin", password="nope"))
+        )
     assert server.url in str(info.value) and "nope" not in str(info.value)
 
 
@@ -479,7 +477,9 @@ async def test_user_without_write_permission_can_plan_but_apply_lists_nothing_ap
 
 async def test_the_plan_json_is_machine_readable(nats_server, tmp_path, capsys):
     paths = manifest(tmp_path, entries(2))
-    code = await asyncio.to_thread(plan_command.run, [paths], connect=flags(nats_server.url), output_format="json")
+    code = await asyncio.to_thread(
+        plan_command.run, PlanOptions((paths,), flags(nats_server.url), output_format="json")
+    )
     document = json.loads(capsys.readouterr().out)
     assert code == 0 and document["summary"]["add"] == 2
 
@@ -565,8 +565,6 @@ async def test_a_file_that_is_not_a_plan_is_one_clear_error(nats_server, tmp_pat
     bogus = tmp_path / "plan.json"
     bogus.write_text('{"hello": 1}')
     with pytest.raises(AjcError) as info:
-        await asyncio.to_thread(
-            apply_command.run, [bogus], connect=flags(nats_server.url), opts=apply_command.ApplyOptions()
-        )
+        await asyncio.to_thread(apply_command.run, ApplyOptions((bogus,), flags(nats_server.url)))
     assert str(bogus) in str(info.value) and "not an ajc-gitops plan file" in str(info.value)
     assert info.value.exit_code == 1

@@ -37,8 +37,8 @@ from ajc_gitops.cli.app import main
 from ajc_gitops.connect import ConnectFlags, resolve_connect_options
 from ajc_gitops.embedded import EmbeddedServer
 from ajc_gitops.errors import ConfigError, PlanFileError
-from ajc_gitops.export import export_schedules
 from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule, next_times, parse_standard
+from ajc_gitops.manifest.export import export_schedules
 from ajc_gitops.manifest.load import LoadResult, load_manifests
 from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.planfile import read_plan

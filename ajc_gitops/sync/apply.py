@@ -25,20 +25,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ajc_gitops.errors import AjcError, StalePlanError
-from ajc_gitops.names import CONFIG_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX, marker_key
+from ajc_gitops.errors import ApplyRefused, StalePlanError
+from ajc_gitops.names import CONFIG_BUCKET, marker_key
 from ajc_gitops.plan.model import Action, Change, NoticeKind, Plan
 from ajc_gitops.state import Outcome, Snapshot, WriteOp
 from ajc_gitops.store import Store
+from ajc_gitops.sync.state import read_state
 
-__all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "check_allowed", "check_not_stale", "read_state", "work"]
+__all__ = ["ApplyResult", "apply_plan", "check_allowed", "check_not_stale", "work"]
 
 _MUTATING = (Action.CREATE, Action.UPDATE, Action.ADOPT)
 _LISTED = 10  # keys named in one-line messages before "and N more"
-
-
-class ApplyRefused(AjcError):
-    """The plan must not be applied as it stands (blocking notices, would empty the bucket)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +95,6 @@ def work(plan: Plan) -> list[tuple[Change, bool]]:
             if n.kind is NoticeKind.ORPHAN_MARKER and n.name not in named and n.key == marker_key(n.name)
         ]
     return items
-
-
-async def read_state(store: Store, bucket: str = CONFIG_BUCKET) -> tuple[Snapshot, Snapshot]:
-    """The records and the ownership markers; a missing bucket reads as empty (apply creates it)."""
-    if not await store.bucket_exists(bucket):
-        return Snapshot.build(SCHEDULE_PREFIX, []), Snapshot.build(MARKER_PREFIX, [])
-    # One read of the bucket: records and markers from the same moment, as new as the leader.
-    records, markers = await store.snapshots((SCHEDULE_PREFIX, MARKER_PREFIX), bucket=bucket)
-    return records, markers
 
 
 def _revision_text(revision: int | None, tombstone: int | None) -> str:
