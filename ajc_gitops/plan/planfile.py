@@ -21,18 +21,19 @@ from ajc_gitops.codec import MarkerError, decode_marker
 from ajc_gitops.errors import PlanFileError
 from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, parse_json_time
 from ajc_gitops.model import ZERO_TIME, GoTime, ScheduledTask
-from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX
+from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
+from ajc_gitops.plan.document import change_document, layout, notice_document
 from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
 from ajc_gitops.rules import name_problem
 
 KIND = "ajc-gitops-plan"
 _TOP_KEYS = ("format_version", "kind", "created_at", "server", "bucket", "prune", "changes", "notices")
 _CHANGE_KEYS = (
-    "action", "name", "record_revision", "tombstone_revision", "marker_revision", "marker_tombstone_revision",
+    "action", "name", "key", "record_revision", "tombstone_revision", "marker_revision", "marker_tombstone_revision",
     "desired", "live", "fields", "drift", "source", "value", "marker_value", "fires", "sensitive",
 )  # fmt: skip
 # Keys a plan file written before they existed lacks (same format_version: only additions).
-_OPTIONAL_CHANGE_KEYS = frozenset({"sensitive"})
+_OPTIONAL_CHANGE_KEYS = frozenset({"sensitive", "key"})
 _NOTICE_KEYS = ("kind", "name", "key", "revision", "message", "blocking", "source")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _BUCKET = re.compile(r"[a-zA-Z0-9_-]+")
@@ -72,23 +73,14 @@ def _task_record(task: ScheduledTask | None) -> str | None:
 
 
 def _change_doc(change: Change) -> dict[str, Any]:
-    fires = change.fires
+    # The change as plan JSON shows it, plus what apply needs: the exact bytes to write.
     return {
-        "action": change.action.value,
-        "name": change.name,
-        "record_revision": change.record_revision,
-        "tombstone_revision": change.tombstone_revision,
-        "marker_revision": change.marker_revision,
+        **change_document(change),
         "marker_tombstone_revision": change.marker_tombstone_revision,
         "desired": _task_record(change.desired),
         "live": _task_record(change.live),
-        "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in change.fields],
-        "drift": change.drift,
-        "source": change.source,
         "value": _b64(change.value),
         "marker_value": _b64(change.marker_value),
-        "fires": None if fires is None else {"utc": list(fires.utc), "zone": fires.zone, "local": list(fires.local)},
-        "sensitive": change.sensitive,
     }
 
 
@@ -101,20 +93,9 @@ def write_plan(plan: Plan) -> bytes:
         "bucket": plan.bucket,
         "prune": plan.prune,
         "changes": [_change_doc(c) for c in plan.changes],
-        "notices": [{key: getattr(n, key) for key in _NOTICE_KEYS} for n in plan.notices],
+        "notices": [notice_document(n) for n in plan.notices],
     }
-    # One change or notice per line: readable, diffable, and json.dumps stays on its fast C
-    # encoder (indent= switches it to pure Python). ASCII-only, so names and sources with
-    # undecodable bytes (lone surrogates) still encode.
-    lines = ["{"]
-    for key, value in document.items():
-        if isinstance(value, list):
-            inner = ",\n  ".join(json.dumps(item, separators=(",", ":")) for item in value)
-            lines.append(f' "{key}": [\n  {inner}\n ],' if value else f' "{key}": [],')
-        else:
-            lines.append(f" {json.dumps(key)}: {json.dumps(value)},")
-    lines[-1] = lines[-1].rstrip(",")
-    return ("\n".join(lines) + "\n}\n").encode("ascii")
+    return layout(document).encode("ascii")
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -252,6 +233,8 @@ class _Reader:
         name = self.text(doc["name"], f"{where}.name")
         if (problem := name_problem(name)) is not None:
             raise self.fail(f"{where}.name", problem)
+        if "key" in doc and doc["key"] != schedule_key(name):
+            raise self.fail(f"{where}.key", f"expected {schedule_key(name)!r} for the name {name!r}")
         change = Change(
             action,
             name,
