@@ -12,7 +12,7 @@ and its key lives ``ttl`` (10 s) after that refresh (contract §5).
 What we know, and how:
 
 * **Members.** Every ajc-gitops member Puts a marker ``ajc_gitops.schedulers.<name>`` before
-  its first campaign (``store/group.py``). An election-key holder without a marker is a Go
+  its first campaign (``store/asyncjobs/group.py``). An election-key holder without a marker is a Go
   member. Names must be unique across the group (Go's scheduler assumes that too).
 * **Observation.** Each member reads the election key every ``poll`` seconds (< ttl). Every
   Go tenure holds the key for at least ``ttl`` without a gap (Go never deletes it), so an

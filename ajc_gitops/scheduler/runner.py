@@ -181,7 +181,7 @@ class SchedulerService:
             self.started.set()
             await self.stop.wait()
             _log.info("shutting down: stop firing, release the election key")
-            firing.cancel()  # stop creating tasks now (a half-enqueued task is repaired, store/tasks.py)
+            firing.cancel()  # stop creating tasks now (a half-enqueued task is repaired, store/asyncjobs/tasks.py)
             await elector.release()  # revision-guarded Delete (contract §5)
             # nats-py awaits through asyncio.wait_for, which on Python 3.11 can swallow a
             # cancellation (CPython gh-86296): cancel again until every loop has stopped.
