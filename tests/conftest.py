@@ -38,6 +38,20 @@ settings.register_profile("long", max_examples=5000, deadline=None, suppress_hea
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# -- long runs -------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` means one thing suite-wide: a long run, made only when asked for (``-m slow``,
+    or ``AJC_LONG=1``). The default run, which CI makes, holds a short variant of each proof."""
+    if "slow" in (config.getoption("markexpr") or "") or os.environ.get("AJC_LONG") == "1":
+        return
+    skip = pytest.mark.skip(reason="long run: select it with -m slow (README 'Long runs')")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+
+
 # -- async tests ---------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ per process by ``SHORT_TTL_ENV``) so that a SIGKILL failover takes at most TTL +
 behaviour under test does not depend on the TTL, only the wall time of the suite does.
 
 The default variant keeps one short round (< ~60 s); the long variant (``-m slow`` or
-``AJC_FAULT_LONG=1``, tests/faults/conftest.py) kills the leader many more times.
+``AJC_LONG=1``, tests/conftest.py) kills the leader many more times.
 """
 
 from __future__ import annotations

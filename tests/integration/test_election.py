@@ -258,7 +258,6 @@ async def test_failed_refresh_stops_acting_at_once(nats_server, async_wait_until
 # -- production path: Go's 10 s bucket, TTL read from it ----------------------------------
 
 
-@pytest.mark.slow
 async def test_production_timing_from_go_bucket_and_release_handover(nats_server, async_wait_until):
     async with Store.open(opts(nats_server.url)) as store:
         await store.ensure_buckets()
@@ -275,7 +274,6 @@ async def test_production_timing_from_go_bucket_and_release_handover(nats_server
     assert g.max_acting == 1
 
 
-@pytest.mark.slow
 async def test_production_refuses_a_bucket_go_would_refuse(nats_server):
     await make_bucket(nats_server.url, 5.0)
     async with Store.open(opts(nats_server.url)) as store:

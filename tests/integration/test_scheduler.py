@@ -173,7 +173,6 @@ async def test_catch_up_reaches_back_the_window_and_never_further(nats_server, a
     assert slots[0] <= int(term_start) - 6, "the window was caught up"
 
 
-@pytest.mark.slow
 async def test_mixed_group_catch_up_never_reaches_a_go_leaders_slots(nats_server, async_wait_until):
     url = nats_server.url
     await prepare(url)
@@ -241,7 +240,6 @@ async def test_stop_releases_the_key_and_markers_name_members(nats_server, async
     )
 
 
-@pytest.mark.slow
 async def test_a_new_leader_skips_what_the_previous_one_recorded_as_fired(nats_server, async_wait_until):
     url = nats_server.url
     await prepare(url)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # "HH:MM:SS  new         <type> -> <queue>  task <27-char KSUID>"
 TASK_LINE = re.compile(r"^\d\d:\d\d:\d\d  new +\S+ -> \S+  task [0-9A-Za-z]{27}$", re.M)

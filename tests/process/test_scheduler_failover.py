@@ -37,7 +37,7 @@ from tests.scheduler_support import (
 from tests.scheduler_support import fired_after as fired_in_stream
 from tests.scheduler_support import record as schedule_record
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 NS = 1_000_000_000
 TYPES = ("t:s1", "t:s2")
 
