@@ -123,17 +123,19 @@ def surely_fires(schedule: cron.SpecSchedule | cron.EverySchedule) -> bool:
 
 
 def parse_deadline(text: str) -> tuple[int, str | None]:
-    """Nanoseconds of a Go duration deadline, or why it is not acceptable."""
+    """Nanoseconds of a Go duration deadline as ``ajc task cron add`` stores it (whole
+    seconds), or why it is not acceptable."""
     try:
         ns = parse_duration(text)
     except DurationError as exc:
         return 0, f"deadline: {exc}; write a Go duration such as 90s, 1h30m or 1.5h"
-    # Go compares the deadline rounded to whole seconds (ShortedScheduledDeadline).
-    half = NANOS_PER_SECOND // 2
-    rounded_s = (ns + half) // NANOS_PER_SECOND if ns >= 0 else -((-ns + half) // NANOS_PER_SECOND)
+    # Go stores time.Until(now + deadline).Round(time.Second): a few microseconds have passed
+    # since "now", so an exact half second rounds down (29.5s -> 29s) and anything else to the
+    # nearest second; the 30 s floor is checked on that rounded value.
+    rounded_s = -((-ns + NANOS_PER_SECOND // 2) // NANOS_PER_SECOND)
     if rounded_s < MIN_DEADLINE_S:
         return 0, (
             f"deadline {text!r} is too short: asyncjobs requires at least {MIN_DEADLINE_S}s "
             "(Go: deadline too short); raise it or remove the key"
         )
-    return ns, None
+    return rounded_s * NANOS_PER_SECOND, None

@@ -270,7 +270,9 @@ def _load_entry(
         if found[1] in broken:
             ok = False
         else:
-            max_tries = int(found[0])
+            # 0 asks for the asyncjobs default, which Go's CLI and API store as the number
+            # itself (NewTask sets 10 and only a positive option overrides it).
+            max_tries = int(found[0]) or rules.DEFAULT_MAX_TRIES
 
     sensitive = False
     if (found := field("payload_sensitive")) is not None:

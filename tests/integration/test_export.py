@@ -205,7 +205,7 @@ _payloads = st.one_of(
 
 
 @settings(max_examples=60, deadline=None)
-@given(payload=_payloads, deadline_s=st.integers(min_value=0, max_value=10**6), max_tries=st.integers(0, 1000))
+@given(payload=_payloads, deadline_s=st.integers(min_value=0, max_value=10**6), max_tries=st.integers(1, 1000))
 def test_any_live_record_exports_to_a_manifest_that_stores_the_same_record(payload, deadline_s, max_tries):
     deadline_ns = 0 if deadline_s < 30 else deadline_s * 1_000_000_000
     task = ScheduledTask("p", "@daily", "Q", "t", payload, deadline_ns, max_tries)
@@ -222,3 +222,15 @@ def test_any_live_record_exports_to_a_manifest_that_stores_the_same_record(paylo
     [desired] = loaded.schedules
     assert desired.task == task  # created_at is the zero time on both sides
     assert ("payload" in item.entry) == (desired.payload_form.value == "json")
+
+
+@pytest.mark.parametrize(
+    ("deadline_ns", "max_tries", "field"), [(0, 0, "max_tries"), (90_400_000_000, 3, "deadline_ns")]
+)
+def test_a_record_no_go_writer_makes_exports_with_a_warning(deadline_ns: int, max_tries: int, field: str) -> None:
+    """A manifest stores max_tries 0 as 10 and deadlines in whole seconds, as ajc task cron add
+    does (docs/compatibility.md); a live record holding otherwise cannot round-trip, and says so."""
+    value = codec.encode_scheduled_task(ScheduledTask("p", "@daily", "Q", "t", None, deadline_ns, max_tries))
+    snapshot = Snapshot.build("scheduled_tasks.", [Entry("scheduled_tasks.p", value, 7, "PUT")])
+    result = export_schedules(snapshot, now=NOW)
+    assert result.warnings == (("scheduled_tasks.p", f"the manifest would store other {field} than the live record"),)

@@ -90,7 +90,7 @@ schedules:
     assert messages(result) == []
     a, b, c = (s.task for s in result.schedules)
     assert (a.schedule, a.queue, a.deadline_ns, a.max_tries, a.payload) == ("@monthly", "OPS", 90 * 10**9, 10, None)
-    assert (b.schedule, b.queue, b.max_tries) == ("@every 10m", "OTHER", 0)
+    assert (b.schedule, b.queue, b.max_tries) == ("@every 10m", "OTHER", 10)  # 0 is stored as Go stores it
     # A YAML string payload is stored as a JSON string, exactly what `ajc task cron add --payload` stores.
     assert c.payload == b'"{\\"a\\":1}"'
 
@@ -226,11 +226,12 @@ def test_deadline_rules(tmp_path, deadline_yaml, expected):
 def test_go_duration_forms_are_accepted(tmp_path):
     entries = [
         "{name: a, schedule: '@daily', task_type: t, deadline: 1.5h}",
-        "{name: b, schedule: '@daily', task_type: t, deadline: 29.5s}",
+        "{name: b, schedule: '@daily', task_type: t, deadline: 29.6s}",
     ]
     result = load(tmp_path, **{"a.yaml": f"schedules: [{', '.join(entries)}]"})
     assert messages(result) == []
     assert result.schedules[0].task.deadline_ns == 5400 * 10**9
+    assert result.schedules[1].task.deadline_ns == 30 * 10**9  # whole seconds, as Go stores it
 
 
 def test_duplicate_names_across_files_report_both_locations(tmp_path):

@@ -39,7 +39,12 @@ def test_cli_shortcut_normalisation_matches_ajc(text, stored):
 
 
 def test_deadline_rounds_like_go_before_the_30s_check():
-    assert rules.parse_deadline("29.5s") == (29_500_000_000, None)
+    # Go stores time.Until(now + d).Round(time.Second): an exact half rounds down (checked
+    # against the real ajc in tests/gopeer/test_we_write.py).
+    assert rules.parse_deadline("29.6s") == (30_000_000_000, None)
+    assert rules.parse_deadline("90.5s") == (90_000_000_000, None)
+    assert rules.parse_deadline("90.51s") == (91_000_000_000, None)
+    assert "too short" in (rules.parse_deadline("29.5s")[1] or "")
     assert "too short" in (rules.parse_deadline("29.4s")[1] or "")
     assert "too short" in (rules.parse_deadline("-1h")[1] or "")
 
