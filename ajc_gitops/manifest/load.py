@@ -160,9 +160,10 @@ def _load_document(doc: Document, problems: list[Problem], verdicts: ScheduleVer
         )
         return []
     violations = [v for v in schemacheck.check(doc.value) if not _explained_by_rules(v)]
-    problems.extend(_schema_problem(doc, v) for v in violations)
-    # A key that failed the schema is left out below so one mistake gives one message.
-    broken = {v.path for v in violations}
+    problems.extend(_schema_problem(doc, v) for v in violations if v.path not in doc.unreadable)
+    # A key that failed the schema, or holds a value YAML could not read (a payload part
+    # included), is left out below so one mistake gives one message.
+    broken = {v.path for v in violations} | {path[:n] for path in doc.unreadable for n in range(len(path) + 1)}
     raw_defaults = doc.value.get("defaults")
     defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
     entries = doc.value.get("schedules")
@@ -315,7 +316,11 @@ def _payload(
         if bad is not None:
             fail(bad[0], bad[1])
             return None, PayloadForm.JSON
-        return codec.go_json_marshal(entry["payload"]), PayloadForm.JSON
+        try:
+            return codec.go_json_marshal(entry["payload"]), PayloadForm.JSON
+        except codec.EncodeError as exc:  # a number past float64, which Go's Unmarshal refuses
+            fail((*path, "payload"), f"payload has no JSON encoding Go accepts ({exc}); write a smaller number")
+            return None, PayloadForm.JSON
     if "payload_base64" in entry and (*path, "payload_base64") not in broken:
         source = (*path, "payload_base64")
         value = entry["payload_base64"]
