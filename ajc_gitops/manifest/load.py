@@ -131,6 +131,9 @@ def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
         for path in missing
     ]
     schedules: list[DesiredSchedule] = []
+    # Every entry with a valid name, loaded or not: a duplicate is reported even beside
+    # another error in one of the two entries.
+    named: list[tuple[str, Location]] = []
     verdicts = ScheduleVerdicts(now)
     for file in files:
         documents, file_problems = load_documents(file, str(file))
@@ -138,13 +141,15 @@ def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
         if not documents and not file_problems:
             problems.append(Problem(Location(str(file)), "empty file; a manifest needs a top-level 'schedules:' list"))
         for doc in documents:
-            schedules.extend(_load_document(doc, problems, verdicts))
-    problems.extend(_duplicate_names(schedules))
+            schedules.extend(_load_document(doc, problems, named, verdicts))
+    problems.extend(_duplicate_names(named))
     problems.sort(key=lambda p: (p.location.path, p.location.line, p.location.col))
     return LoadResult(tuple(schedules), tuple(problems), len(files), tuple(str(p) for p in missing))
 
 
-def _load_document(doc: Document, problems: list[Problem], verdicts: ScheduleVerdicts) -> Iterable[DesiredSchedule]:
+def _load_document(
+    doc: Document, problems: list[Problem], named: list[tuple[str, Location]], verdicts: ScheduleVerdicts
+) -> Iterable[DesiredSchedule]:
     if not isinstance(doc.value, dict):
         kind = schemacheck.type_name(doc.value)
         problems.append(
@@ -172,7 +177,7 @@ def _load_document(doc: Document, problems: list[Problem], verdicts: ScheduleVer
     loaded = []
     for index, entry in enumerate(entries):
         if isinstance(entry, dict):
-            item = _load_entry(doc, ("schedules", index), entry, defaults, broken, problems, verdicts)
+            item = _load_entry(doc, ("schedules", index), entry, defaults, broken, problems, named, verdicts)
             if item is not None:
                 loaded.append(item)
     return loaded
@@ -202,6 +207,7 @@ def _load_entry(
     defaults: dict[str, Any],
     broken: set[JsonPath],
     problems: list[Problem],
+    named: list[tuple[str, Location]],
     verdicts: ScheduleVerdicts,
 ) -> DesiredSchedule | None:
     ok = True
@@ -240,8 +246,11 @@ def _load_entry(
         return value, source
 
     name, name_at = text("name")
-    if name_at not in skip and (message := rules.name_problem(name)):
-        fail(name_at, message)
+    if name_at not in skip:
+        if message := rules.name_problem(name):
+            fail(name_at, message)
+        else:
+            named.append((name, doc.location(path)))
     queue, queue_at = text("queue", rules.DEFAULT_QUEUE)
     if queue_at not in skip and (message := rules.queue_problem(queue)):
         fail(queue_at, message)
@@ -347,17 +356,13 @@ def _non_json(value: Any, path: JsonPath) -> tuple[JsonPath, str] | None:
     return None
 
 
-def _duplicate_names(schedules: Sequence[DesiredSchedule]) -> list[Problem]:
-    first: dict[str, DesiredSchedule] = {}
+def _duplicate_names(named: Sequence[tuple[str, Location]]) -> list[Problem]:
+    first: dict[str, Location] = {}
     problems: list[Problem] = []
-    for item in schedules:
-        other = first.setdefault(item.task.name, item)
-        if other is item:
+    for name, location in named:
+        other = first.setdefault(name, location)
+        if other is location:
             continue
-        problems.append(
-            Problem(item.location, f"duplicate schedule name {item.task.name!r}, also defined at {other.location}")
-        )
-        problems.append(
-            Problem(other.location, f"duplicate schedule name {other.task.name!r}, also defined at {item.location}")
-        )
+        problems.append(Problem(location, f"duplicate schedule name {name!r}, also defined at {other}"))
+        problems.append(Problem(other, f"duplicate schedule name {name!r}, also defined at {location}"))
     return problems

@@ -242,6 +242,25 @@ def test_duplicate_names_across_files_report_both_locations(tmp_path):
     assert f"{b}:3:5: error: duplicate schedule name 'EMAIL_MONTHLY_UPDATE', also defined at {a}:2:5" in text
 
 
+@pytest.mark.parametrize("broken", ["schedule: \"@dailyy\"", "max_tries: -1", "deadline: 1x", "payload: {n: .inf}"])
+def test_duplicate_names_are_reported_when_one_entry_has_another_error(tmp_path, broken):
+    # Issue 9 item 8: fixing the second error must not be the first time the duplicate shows.
+    entry = "  - name: nightly\n    schedule: \"@daily\"\n    task_type: t\n"
+    second = entry.replace('schedule: "@daily"', broken) if broken.startswith("schedule") else entry + f"    {broken}\n"
+    result = load(tmp_path, **{"a.yaml": "schedules:\n" + entry + second})
+    text = messages(result)
+    path = tmp_path / "a.yaml"
+    assert f"{path}:2:5: error: duplicate schedule name 'nightly', also defined at {path}:5:5" in text
+    assert f"{path}:5:5: error: duplicate schedule name 'nightly', also defined at {path}:2:5" in text
+    assert len(result.errors) == 3, text
+
+
+def test_an_invalid_name_is_not_reported_as_a_duplicate(tmp_path):
+    entry = "  - name: 'a b'\n    schedule: \"@daily\"\n    task_type: t\n"
+    result = load(tmp_path, **{"a.yaml": "schedules:\n" + entry + entry})
+    assert not any("duplicate" in m for m in messages(result)) and len(result.errors) == 2
+
+
 def test_yaml_syntax_error_names_line_and_column(tmp_path):
     result = load(tmp_path, **{"a.yaml": "schedules:\n  - name: a\n   schedule: [\n"})
     error = one_error(result)
