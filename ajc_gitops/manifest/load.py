@@ -22,9 +22,6 @@ from ajc_gitops.model import ScheduledTask
 from ajc_gitops.problems import Location, Problem, Severity
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-# NATS servers refuse messages above max_payload, 1 MiB unless configured otherwise.
-MAX_RECORD_BYTES = 1024 * 1024
-_RECORD_OVERHEAD = 1024
 _DEFAULTABLE = ("queue", "task_type", "deadline", "max_tries", "payload_sensitive")
 # Fields whose content rules.py explains better than a bare schema pattern.
 _EXPLAINED_BY_RULES = frozenset({"name", "queue", "task_type", "deadline", "payload_base64"})
@@ -44,6 +41,7 @@ class DesiredSchedule:
     location: Location
     payload_form: PayloadForm
     payload_sensitive: bool = False  # plan output masks the payload
+    payload_location: Location | None = None
 
 
 class ScheduleVerdicts:
@@ -124,7 +122,12 @@ def find_manifest_files(paths: Sequence[Path]) -> tuple[list[Path], list[Path], 
     return found, missing, problems
 
 
-def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
+def load_manifests(
+    paths: Sequence[Path], *, now: datetime, max_payload: int | None = codec.DEFAULT_MAX_PAYLOAD
+) -> LoadResult:
+    """Every schedule and problem in ``paths``. ``max_payload``: the server limit every record
+    and task a schedule makes must fit (None: not checked here; plan and apply check the
+    connected server's own)."""
     files, missing, problems = find_manifest_files(paths)
     problems += [
         Problem(Location(str(path)), "no such file or directory; pass manifest files or directories")
@@ -143,6 +146,11 @@ def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
         for doc in documents:
             schedules.extend(_load_document(doc, problems, named, verdicts))
     problems.extend(_duplicate_names(named))
+    if max_payload is not None:
+        oversized = size_problems(schedules, max_payload, f"NATS's default max_payload of {max_payload:,} bytes")
+        problems.extend(oversized)
+        flagged = {p.location for p in oversized}
+        schedules = [s for s in schedules if (s.payload_location or s.location) not in flagged]
     problems.sort(key=lambda p: (p.location.path, p.location.line, p.location.col))
     return LoadResult(tuple(schedules), tuple(problems), len(files), tuple(str(p) for p in missing))
 
@@ -297,12 +305,6 @@ def _load_entry(
             sensitive = found[0] is True
 
     payload, form = _payload(path, entry, broken, fail)
-    if payload is not None and len(payload) * 4 // 3 + _RECORD_OVERHEAD > MAX_RECORD_BYTES:
-        fail(
-            (*path, "payload"),
-            f"payload of {len(payload):,} bytes makes the KV record larger than "
-            "NATS's default 1 MiB max_payload; store large data elsewhere and pass a reference",
-        )
     if not ok:
         return None
     task = ScheduledTask(
@@ -314,7 +316,32 @@ def _load_entry(
         deadline_ns=deadline_ns,
         max_tries=max_tries,
     )
-    return DesiredSchedule(task, doc.location(path), form, sensitive)
+    payload_at = next(((*path, k) for k in ("payload", "payload_base64") if k in entry), None)
+    return DesiredSchedule(task, doc.location(path), form, sensitive, doc.location(payload_at) if payload_at else None)
+
+
+def too_large(task: ScheduledTask, max_payload: int, limit: str) -> str | None:
+    """Why a server with ``max_payload`` (described by ``limit``) would refuse the schedule's
+    record or every task it fires, or None. A task record holds the payload base64-encoded
+    once more than the schedule record does, so it is nearly always the larger."""
+    size, what = max(
+        (codec.fire_publish_size(task), "the task record each fire stores"),
+        (codec.record_publish_size(task), "the schedule record"),
+    )
+    if size <= max_payload:
+        return None
+    return (
+        f"payload of {len(task.payload or b''):,} bytes makes {what} {size:,} bytes, above {limit}; "
+        "store large data elsewhere and pass a reference"
+    )
+
+
+def size_problems(schedules: Iterable[DesiredSchedule], max_payload: int, limit: str) -> list[Problem]:
+    return [
+        Problem(item.payload_location or item.location, message)
+        for item in schedules
+        if (message := too_large(item.task, max_payload, limit)) is not None
+    ]
 
 
 def _payload(

@@ -373,7 +373,20 @@ def test_record_size_limit(tmp_path):
     result = load(
         tmp_path, **{"a.yaml": f"schedules: [{{name: a, schedule: '@daily', task_type: t, payload_base64: {blob}}}]"}
     )
-    assert "larger than NATS's default 1 MiB max_payload" in one_error(result)
+    assert "above NATS's default max_payload of 1,048,576 bytes" in one_error(result)
+
+
+def test_a_payload_whose_task_record_is_too_large_is_an_error_at_its_line(tmp_path):
+    # Issue 9 item 10: 700,000 bytes fit the schedule record (933,555 bytes) but not the Task
+    # record each fire stores, where the payload is base64-encoded once more (1,244,664 bytes).
+    blob = base64.b64encode(b"x" * 700_000).decode()
+    text = f"schedules:\n  - name: a\n    schedule: '@every 1s'\n    task_type: t\n    payload_base64: {blob}\n"
+    result = load(tmp_path, **{"a.yaml": text})
+    error = one_error(result)
+    assert error.startswith(f"{tmp_path / 'a.yaml'}:5:21: error: payload of 700,000 bytes makes the task record"), error
+    assert "1,244,664 bytes" in error and "max_payload" in error
+    fits = base64.b64encode(b"x" * 580_000).decode()
+    assert messages(load(tmp_path, **{"a.yaml": text.replace(blob, fits)})) == []
 
 
 def test_payload_sensitive_on_the_schedule_or_from_defaults(tmp_path):

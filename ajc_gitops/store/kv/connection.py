@@ -251,6 +251,11 @@ class Connection:
         return not self._closed and self._nc.is_connected
 
     @property
+    def max_payload(self) -> int:
+        """The largest message (headers and body) the connected server accepts, from its INFO."""
+        return int(self._nc.max_payload)
+
+    @property
     def api_prefix(self) -> str:
         """The JetStream API prefix in use (``$JS.API``, or with a domain or custom prefix)."""
         return self._api
