@@ -24,10 +24,12 @@ from ajc_gitops.codec.schedule import (
     decode_scheduled_task,
     encode_scheduled_task,
 )
+from ajc_gitops.codec.sizes import DEFAULT_MAX_PAYLOAD, fire_publish_size, header_block_size, record_publish_size
 from ajc_gitops.codec.task import decode_task_progress, encode_task, encode_work_item, task_payload_for_schedule
 from ajc_gitops.gowire.gomarshal import EncodeError, go_json_marshal
 
 __all__ = [
+    "DEFAULT_MAX_PAYLOAD",
     "LEADER_ELECTED_EVENT_TYPE",
     "TASK_STATE_EVENT_TYPE",
     "DecodeError",
@@ -48,8 +50,11 @@ __all__ = [
     "encode_task",
     "encode_task_state_event",
     "encode_work_item",
+    "fire_publish_size",
     "go_json_marshal",
     "go_round_ms",
+    "header_block_size",
     "record_digest",
+    "record_publish_size",
     "task_payload_for_schedule",
 ]

@@ -80,7 +80,7 @@ def decode_task_event(data: bytes) -> TaskEvent | None:
     """The fields ``dev`` prints of a task_state event; None for anything else."""
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict):
         return None

@@ -54,7 +54,7 @@ def decode_member(key: str, value: bytes) -> MemberRecord:
             handled_through_s=_int_or_none(body.get("handled_through_s")),
             handled_revision=_int_or_none(body.get("handled_revision")),
         )
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
         return MemberRecord(name=name, started_ns=0, go_leader="?", go_horizon_ns=2**62)
 
 

@@ -218,7 +218,9 @@ class _Decoder:
         elif kind == "string" and _GO_TYPES[field] == "string":
             self.fields[field] = gojson.unquote(token)
         elif kind == "number" and _GO_TYPES[field] != "string":
-            value = int(token) if _INT_LITERAL.fullmatch(token) else None
+            # An int64 has at most 20 characters; JSON has no leading zeros, and int() of a
+            # longer one may pass Python's 4,300-digit limit.
+            value = int(token) if len(token) <= 20 and _INT_LITERAL.fullmatch(token) else None
             if value is None or not _INT64_MIN <= value <= _INT64_MAX:
                 self.save(_type_error(f"number {token.decode()}", field))
             else:
@@ -242,7 +244,7 @@ class _Decoder:
             end = gojson.value_end(token, i)
             element = token[i:end]
             kind = _kind_of(element)
-            if kind == "number" and _UINT_LITERAL.fullmatch(element) and int(element) <= 255:
+            if kind == "number" and len(element) <= 3 and _UINT_LITERAL.fullmatch(element) and int(element) <= 255:
                 buf[count] = int(element)
             elif element != b"null":
                 value = f"number {element.decode()}" if kind == "number" else kind

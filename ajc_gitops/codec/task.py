@@ -54,7 +54,7 @@ def decode_task_progress(record: bytes) -> tuple[str, int] | None:
     decoder binds keys case-insensitively, and so does this for the two keys it reads."""
     try:
         value = json.loads(record)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(value, dict):
         return None

@@ -13,7 +13,7 @@ from ajc_gitops import output
 from ajc_gitops.commands import common
 from ajc_gitops.commands.options import ApplyOptions
 from ajc_gitops.errors import AjcError, ApplyCancelled, ApplyIncomplete, CommandError
-from ajc_gitops.manifest.load import MANIFEST_SUFFIXES, DesiredSchedule
+from ajc_gitops.manifest.load import MANIFEST_SUFFIXES, LoadResult
 from ajc_gitops.plan.model import Action, Plan
 from ajc_gitops.plan.planfile import read_plan
 from ajc_gitops.store import Store
@@ -93,17 +93,20 @@ async def _confirm(plan: Plan, opts: ApplyOptions, *, interactive: bool, ask: Ca
 
 async def _apply(
     saved: Plan | None,
-    desired: Sequence[DesiredSchedule],
+    loaded: LoadResult | None,
     opts: ApplyOptions,
     adopt: frozenset[str],
     *,
     now: datetime,
     interactive: bool,
     ask: Callable[[], str],
-) -> tuple[Plan, ApplyResult | None]:
+) -> tuple[Plan, ApplyResult | None] | None:
+    """The plan and what applying it did; None once schedules the server would refuse have
+    been shown."""
     async with Store.open(common.connect_options(opts.connect)) as store:
         if saved is not None:
             plan = saved
+            common.saved_plan_fits_server(plan, store)
             output.write(
                 f"Applying the plan saved at {plan.created_at}: {plan.to_add} to add, {plan.to_change} to change, "
                 f"{plan.to_destroy} to destroy."
@@ -111,7 +114,10 @@ async def _apply(
             if plan.server != store.server:
                 output.error(f"note: the plan was made against {plan.server}; applying it to {store.server}")
         else:
-            plan = await common.make_plan(store, desired, now=now, prune=opts.prune, adopt=adopt)
+            assert loaded is not None
+            if not common.fits_server(loaded, store):
+                return None
+            plan = await common.make_plan(store, loaded.schedules, now=now, prune=opts.prune, adopt=adopt)
             output.write(common.render_plan(plan, "text"))
             common.report_drift(plan)
         check_allowed(plan, allow_empty=opts.allow_empty)  # before asking anyone
@@ -137,7 +143,7 @@ def run(
     adopt = common.adopt_names(opts.adopt)
     saved_path = saved_plan_path(opts.paths)
     saved: Plan | None = None
-    desired: Sequence[DesiredSchedule] = ()
+    loaded: LoadResult | None = None
     if saved_path is not None:
         if opts.prune or opts.adopt:
             raise CommandError("--prune and --adopt are decided when planning; a saved plan is applied as it is")
@@ -146,10 +152,12 @@ def run(
         loaded = common.load_desired(opts.paths, now=now)
         if loaded is None:
             return common.EXIT_ERROR
-        desired = loaded.schedules
     if interactive is None:
         interactive = sys.stdin.isatty()
-    plan, result = asyncio.run(_apply(saved, desired, opts, adopt, now=now, interactive=interactive, ask=ask))
+    outcome = asyncio.run(_apply(saved, loaded, opts, adopt, now=now, interactive=interactive, ask=ask))
+    if outcome is None:
+        return common.EXIT_ERROR
+    plan, result = outcome
     if result is None:
         if saved_path is not None:  # the plan shown above already says so otherwise
             output.write("No changes. The store matches the manifests.")

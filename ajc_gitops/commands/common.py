@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from ajc_gitops import output
 from ajc_gitops.connect import ConnectFlags, ConnectOptions, resolve_connect_options
-from ajc_gitops.errors import CommandError
-from ajc_gitops.manifest.load import DesiredSchedule, LoadResult, load_manifests
+from ajc_gitops.errors import ApplyRefused, CommandError
+from ajc_gitops.manifest.load import DesiredSchedule, LoadResult, load_manifests, size_problems, too_large
 from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.model import Plan
 from ajc_gitops.render.plan import PLAN_RENDERERS
@@ -34,15 +35,40 @@ def load_desired(paths: Sequence[Path], *, now: datetime, output_format: str = "
     """The manifests, or ``None`` after printing their problems the way ``validate`` does.
 
     Warnings alone do not block; they go to stderr so stdout stays the plan (JSON stays JSON).
+    Sizes are checked once connected (``fits_server``), against the server's own max_payload.
     """
-    result = load_manifests(paths, now=now)
+    result = load_manifests(paths, now=now, max_payload=None)
     if result.errors or result.missing_paths:
-        render = PROBLEM_RENDERERS.get(output_format, PROBLEM_RENDERERS["text"])
-        output.write(render(result))
+        _show_problems(result, output_format)
         return None
     for problem in result.problems:
         output.error(str(problem))
     return result
+
+
+def _show_problems(result: LoadResult, output_format: str) -> None:
+    render = PROBLEM_RENDERERS.get(output_format, PROBLEM_RENDERERS["text"])
+    output.write(render(result))
+
+
+def fits_server(loaded: LoadResult, store: Store, output_format: str = "text") -> bool:
+    """Whether every record and task the schedules make fits the connected server's
+    max_payload; if not, its problems are shown as ``validate`` shows them."""
+    limit = f"the max_payload of {store.max_payload:,} bytes of {store.server}"
+    problems = size_problems(loaded.schedules, store.max_payload, limit)
+    if problems:
+        _show_problems(replace(loaded, problems=tuple(problems)), output_format)
+    return not problems
+
+
+def saved_plan_fits_server(plan: Plan, store: Store) -> None:
+    """A saved plan may have been made against another server: check what it would write."""
+    limit = f"the max_payload of {store.max_payload:,} bytes of {store.server}"
+    for change in plan.changes:
+        if change.desired is not None and change.value is not None:
+            message = too_large(change.desired, store.max_payload, limit)
+            if message is not None:
+                raise ApplyRefused(f"{change.source or change.name}: {message}; nothing was applied")
 
 
 def adopt_names(values: Iterable[str]) -> frozenset[str]:

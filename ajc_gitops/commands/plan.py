@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ajc_gitops import output
 from ajc_gitops.commands import common
 from ajc_gitops.commands.options import PlanOptions
-from ajc_gitops.connect import ConnectFlags
 from ajc_gitops.errors import AjcError, PlanBlocked
-from ajc_gitops.manifest.load import DesiredSchedule
+from ajc_gitops.manifest.load import LoadResult
 from ajc_gitops.plan.model import Plan
 from ajc_gitops.plan.planfile import write_plan
 from ajc_gitops.store import Store
@@ -49,11 +47,12 @@ def finish(plan: Plan, *, detailed_exitcode: bool) -> int:
     return common.EXIT_OK
 
 
-async def _plan(
-    connect: ConnectFlags, desired: Sequence[DesiredSchedule], *, now: datetime, prune: bool, adopt: frozenset[str]
-) -> Plan:
-    async with Store.open(common.connect_options(connect)) as store:
-        return await common.make_plan(store, desired, now=now, prune=prune, adopt=adopt)
+async def _plan(opts: PlanOptions, loaded: LoadResult, *, now: datetime, adopt: frozenset[str]) -> Plan | None:
+    """The plan, or None once schedules the server would refuse have been shown."""
+    async with Store.open(common.connect_options(opts.connect)) as store:
+        if not common.fits_server(loaded, store, opts.output_format):
+            return None
+        return await common.make_plan(store, loaded.schedules, now=now, prune=opts.prune, adopt=adopt)
 
 
 def run(opts: PlanOptions, *, now: datetime | None = None) -> int:
@@ -62,7 +61,9 @@ def run(opts: PlanOptions, *, now: datetime | None = None) -> int:
     loaded = common.load_desired(opts.paths, now=now, output_format=opts.output_format)
     if loaded is None:
         return common.EXIT_ERROR
-    plan = asyncio.run(_plan(opts.connect, loaded.schedules, now=now, prune=opts.prune, adopt=adopt))
+    plan = asyncio.run(_plan(opts, loaded, now=now, adopt=adopt))
+    if plan is None:
+        return common.EXIT_ERROR
     output.write(common.render_plan(plan, opts.output_format))
     if opts.out is not None:
         save_plan(plan, opts.out)

@@ -111,7 +111,9 @@ def load_context(name: str, origin: str, base: Path) -> NatsContext:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read NATS context {name!r}: {_reason(exc)}") from exc
     try:
-        data = json.loads(raw.decode("utf-8"))
+        # No context field is a number: read every integer as a float, so one past Python's
+        # 4,300-digit int() limit is a wrong type below like any other, not an odd parse error.
+        data = json.loads(raw.decode("utf-8"), parse_int=float)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(
             f"{path}: NATS context {name!r} is not valid JSON ({_short(exc)}); "

@@ -45,23 +45,41 @@ def redact_url(url: str) -> str:
     return f"{scheme}***@{hostpart}"
 
 
-def client_servers(servers: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The server URLs as the NATS client gets them, and credentials taken out of them.
+def client_servers(
+    servers: Sequence[str], *, other_credentials: bool = False
+) -> tuple[tuple[str, ...], dict[str, str] | None]:
+    """The server URLs as the NATS client gets them, and the credentials the URLs carry.
 
-    nats.go (so natscli and Go asyncjobs) percent-decodes credentials in a URL
-    (``nats://ci:p%40ss@host`` is the password ``p@ss``); nats-py sends them as written. When
-    a URL's userinfo holds a ``%`` escape and every URL with userinfo holds the same one, it is
-    decoded, removed from the URLs and returned as ``user``/``password`` (or ``token`` for a
-    user alone, as nats.go reads it). Anything else goes through unchanged.
+    nats.go (so natscli and Go asyncjobs) sends a URL's userinfo when it has one, as user and
+    password, or as a token for a user alone, and then ignores the User, Password, Token and
+    Nkey options (``connectProto``); it percent-decodes it (``nats://ci:p%40ss@host`` is the
+    password ``p@ss``). nats-py prefers its options to the URL and sends the userinfo as
+    written. So: None when no URL has userinfo (the options apply); otherwise a dict that
+    replaces the options' user, password, token and nkey: the decoded userinfo, taken out of
+    the URLs, when every URL with userinfo shares it, else empty (each URL keeps its own).
+
+    ``other_credentials``: user, password, token or nkey are also set elsewhere. nats.go
+    would use them for the URLs without userinfo only; one client cannot, so a list that
+    mixes the two is refused rather than silently sending one server's secret to another.
     """
     found: set[str] = set()
     bare = []
+    plain = 0
     for url in servers:
         scheme, userinfo, hostpart = _split_userinfo(url)
-        if userinfo is not None:
+        if userinfo is None:
+            plain += 1
+        else:
             found.add(userinfo)
         bare.append(scheme + hostpart)
-    if len(found) != 1 or "%" not in next(iter(found)):
+    if not found:
+        return tuple(servers), None
+    if plain and other_credentials:
+        raise ConfigError(
+            "some server URLs carry credentials and some do not, while user, password, token or "
+            "nkey are also set; put the credentials in every URL or in none"
+        )
+    if len(found) != 1:
         return tuple(servers), {}
     user, colon, password = next(iter(found)).partition(":")
     if colon:

@@ -22,9 +22,6 @@ from ajc_gitops.model import ScheduledTask
 from ajc_gitops.problems import Location, Problem, Severity
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-# NATS servers refuse messages above max_payload, 1 MiB unless configured otherwise.
-MAX_RECORD_BYTES = 1024 * 1024
-_RECORD_OVERHEAD = 1024
 _DEFAULTABLE = ("queue", "task_type", "deadline", "max_tries", "payload_sensitive")
 # Fields whose content rules.py explains better than a bare schema pattern.
 _EXPLAINED_BY_RULES = frozenset({"name", "queue", "task_type", "deadline", "payload_base64"})
@@ -44,6 +41,7 @@ class DesiredSchedule:
     location: Location
     payload_form: PayloadForm
     payload_sensitive: bool = False  # plan output masks the payload
+    payload_location: Location | None = None
 
 
 class ScheduleVerdicts:
@@ -124,13 +122,21 @@ def find_manifest_files(paths: Sequence[Path]) -> tuple[list[Path], list[Path], 
     return found, missing, problems
 
 
-def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
+def load_manifests(
+    paths: Sequence[Path], *, now: datetime, max_payload: int | None = codec.DEFAULT_MAX_PAYLOAD
+) -> LoadResult:
+    """Every schedule and problem in ``paths``. ``max_payload``: the server limit every record
+    and task a schedule makes must fit (None: not checked here; plan and apply check the
+    connected server's own)."""
     files, missing, problems = find_manifest_files(paths)
     problems += [
         Problem(Location(str(path)), "no such file or directory; pass manifest files or directories")
         for path in missing
     ]
     schedules: list[DesiredSchedule] = []
+    # Every entry with a valid name, loaded or not: a duplicate is reported even beside
+    # another error in one of the two entries.
+    named: list[tuple[str, Location]] = []
     verdicts = ScheduleVerdicts(now)
     for file in files:
         documents, file_problems = load_documents(file, str(file))
@@ -138,13 +144,20 @@ def load_manifests(paths: Sequence[Path], *, now: datetime) -> LoadResult:
         if not documents and not file_problems:
             problems.append(Problem(Location(str(file)), "empty file; a manifest needs a top-level 'schedules:' list"))
         for doc in documents:
-            schedules.extend(_load_document(doc, problems, verdicts))
-    problems.extend(_duplicate_names(schedules))
+            schedules.extend(_load_document(doc, problems, named, verdicts))
+    problems.extend(_duplicate_names(named))
+    if max_payload is not None:
+        oversized = size_problems(schedules, max_payload, f"NATS's default max_payload of {max_payload:,} bytes")
+        problems.extend(oversized)
+        flagged = {p.location for p in oversized}
+        schedules = [s for s in schedules if (s.payload_location or s.location) not in flagged]
     problems.sort(key=lambda p: (p.location.path, p.location.line, p.location.col))
     return LoadResult(tuple(schedules), tuple(problems), len(files), tuple(str(p) for p in missing))
 
 
-def _load_document(doc: Document, problems: list[Problem], verdicts: ScheduleVerdicts) -> Iterable[DesiredSchedule]:
+def _load_document(
+    doc: Document, problems: list[Problem], named: list[tuple[str, Location]], verdicts: ScheduleVerdicts
+) -> Iterable[DesiredSchedule]:
     if not isinstance(doc.value, dict):
         kind = schemacheck.type_name(doc.value)
         problems.append(
@@ -160,9 +173,10 @@ def _load_document(doc: Document, problems: list[Problem], verdicts: ScheduleVer
         )
         return []
     violations = [v for v in schemacheck.check(doc.value) if not _explained_by_rules(v)]
-    problems.extend(_schema_problem(doc, v) for v in violations)
-    # A key that failed the schema is left out below so one mistake gives one message.
-    broken = {v.path for v in violations}
+    problems.extend(_schema_problem(doc, v) for v in violations if v.path not in doc.unreadable)
+    # A key that failed the schema, or holds a value YAML could not read (a payload part
+    # included), is left out below so one mistake gives one message.
+    broken = {v.path for v in violations} | {path[:n] for path in doc.unreadable for n in range(len(path) + 1)}
     raw_defaults = doc.value.get("defaults")
     defaults: dict[str, Any] = raw_defaults if isinstance(raw_defaults, dict) else {}
     entries = doc.value.get("schedules")
@@ -171,7 +185,7 @@ def _load_document(doc: Document, problems: list[Problem], verdicts: ScheduleVer
     loaded = []
     for index, entry in enumerate(entries):
         if isinstance(entry, dict):
-            item = _load_entry(doc, ("schedules", index), entry, defaults, broken, problems, verdicts)
+            item = _load_entry(doc, ("schedules", index), entry, defaults, broken, problems, named, verdicts)
             if item is not None:
                 loaded.append(item)
     return loaded
@@ -201,6 +215,7 @@ def _load_entry(
     defaults: dict[str, Any],
     broken: set[JsonPath],
     problems: list[Problem],
+    named: list[tuple[str, Location]],
     verdicts: ScheduleVerdicts,
 ) -> DesiredSchedule | None:
     ok = True
@@ -239,8 +254,11 @@ def _load_entry(
         return value, source
 
     name, name_at = text("name")
-    if name_at not in skip and (message := rules.name_problem(name)):
-        fail(name_at, message)
+    if name_at not in skip:
+        if message := rules.name_problem(name):
+            fail(name_at, message)
+        else:
+            named.append((name, doc.location(path)))
     queue, queue_at = text("queue", rules.DEFAULT_QUEUE)
     if queue_at not in skip and (message := rules.queue_problem(queue)):
         fail(queue_at, message)
@@ -289,12 +307,6 @@ def _load_entry(
             sensitive = found[0] is True
 
     payload, form = _payload(path, entry, broken, fail)
-    if payload is not None and len(payload) * 4 // 3 + _RECORD_OVERHEAD > MAX_RECORD_BYTES:
-        fail(
-            (*path, "payload"),
-            f"payload of {len(payload):,} bytes makes the KV record larger than "
-            "NATS's default 1 MiB max_payload; store large data elsewhere and pass a reference",
-        )
     if not ok:
         return None
     task = ScheduledTask(
@@ -306,7 +318,32 @@ def _load_entry(
         deadline_ns=deadline_ns,
         max_tries=max_tries,
     )
-    return DesiredSchedule(task, doc.location(path), form, sensitive)
+    payload_at = next(((*path, k) for k in ("payload", "payload_base64") if k in entry), None)
+    return DesiredSchedule(task, doc.location(path), form, sensitive, doc.location(payload_at) if payload_at else None)
+
+
+def too_large(task: ScheduledTask, max_payload: int, limit: str) -> str | None:
+    """Why a server with ``max_payload`` (described by ``limit``) would refuse the schedule's
+    record or every task it fires, or None. A task record holds the payload base64-encoded
+    once more than the schedule record does, so it is nearly always the larger."""
+    size, what = max(
+        (codec.fire_publish_size(task), "the task record each fire stores"),
+        (codec.record_publish_size(task), "the schedule record"),
+    )
+    if size <= max_payload:
+        return None
+    return (
+        f"payload of {len(task.payload or b''):,} bytes makes {what} {size:,} bytes, above {limit}; "
+        "store large data elsewhere and pass a reference"
+    )
+
+
+def size_problems(schedules: Iterable[DesiredSchedule], max_payload: int, limit: str) -> list[Problem]:
+    return [
+        Problem(item.payload_location or item.location, message)
+        for item in schedules
+        if (message := too_large(item.task, max_payload, limit)) is not None
+    ]
 
 
 def _payload(
@@ -317,7 +354,11 @@ def _payload(
         if bad is not None:
             fail(bad[0], bad[1])
             return None, PayloadForm.JSON
-        return codec.go_json_marshal(entry["payload"]), PayloadForm.JSON
+        try:
+            return codec.go_json_marshal(entry["payload"]), PayloadForm.JSON
+        except codec.EncodeError as exc:  # a number past float64, which Go's Unmarshal refuses
+            fail((*path, "payload"), f"payload has no JSON encoding Go accepts ({exc}); write a smaller number")
+            return None, PayloadForm.JSON
     if "payload_base64" in entry and (*path, "payload_base64") not in broken:
         source = (*path, "payload_base64")
         value = entry["payload_base64"]
@@ -344,17 +385,13 @@ def _non_json(value: Any, path: JsonPath) -> tuple[JsonPath, str] | None:
     return None
 
 
-def _duplicate_names(schedules: Sequence[DesiredSchedule]) -> list[Problem]:
-    first: dict[str, DesiredSchedule] = {}
+def _duplicate_names(named: Sequence[tuple[str, Location]]) -> list[Problem]:
+    first: dict[str, Location] = {}
     problems: list[Problem] = []
-    for item in schedules:
-        other = first.setdefault(item.task.name, item)
-        if other is item:
+    for name, location in named:
+        other = first.setdefault(name, location)
+        if other is location:
             continue
-        problems.append(
-            Problem(item.location, f"duplicate schedule name {item.task.name!r}, also defined at {other.location}")
-        )
-        problems.append(
-            Problem(other.location, f"duplicate schedule name {other.task.name!r}, also defined at {item.location}")
-        )
+        problems.append(Problem(location, f"duplicate schedule name {name!r}, also defined at {other}"))
+        problems.append(Problem(other, f"duplicate schedule name {name!r}, also defined at {location}"))
     return problems

@@ -28,6 +28,10 @@ MAX_DEPTH = 64
 # Counted over the value tree with aliases expanded: a few aliases of aliases ("billion
 # laughs") must not turn a small file into gigabytes of payload.
 MAX_EXPANDED_NODES = 1_000_000
+# float64's range (about 1.8e308): no field holds more (max_tries is an int64, a payload
+# number is a float64 in Go). Refused here because past Python's 4,300-digit limit an integer
+# cannot even be printed in a message.
+MAX_INT_BITS = 1024
 
 JsonPath = tuple[str | int, ...]
 
@@ -55,6 +59,8 @@ class Document:
     marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
     plain_text: dict[JsonPath, str] = field(default_factory=dict)
+    # Values that could not be read (already reported): the loader says nothing more of them.
+    unreadable: set[JsonPath] = field(default_factory=set)
 
     def location(self, path: JsonPath, *, key: bool = False) -> Location:
         """The closest known location of ``path``: the key itself when asked, else its value,
@@ -108,14 +114,31 @@ class _Builder:
         if tag not in _SCALAR_TAGS:
             self.problem(node, f"unsupported YAML tag {tag}; write plain YAML values")
             return None
-        try:
-            value = self._constructor.construct_object(node)
-        except yaml.YAMLError as exc:
-            self.problem(node, f"cannot read value: {getattr(exc, 'problem', exc)}")
+        value, error = self._construct(node)
+        if error is not None:
+            self.problem(node, error)
+            self.doc.unreadable.add(path)
             return None
         if not node.style:  # libyaml reports plain scalars as '', PyYAML as None
             self.doc.plain_text[path] = str(node.value)
         return value
+
+    def _construct(self, node: yaml.ScalarNode) -> tuple[Any, str | None]:
+        """The value of a null/bool/int/float scalar, or why it has none."""
+        try:
+            value = self._constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            return None, f"cannot read value: {getattr(exc, 'problem', exc)}"
+        except (ValueError, KeyError, OverflowError) as exc:
+            # PyYAML's constructors raise these on an explicit tag over other text (!!int abc,
+            # !!bool maybe) and on integers past Python's digit limit.
+            if isinstance(exc, ValueError) and "digits" in str(exc):
+                return None, _too_large(node.value)
+            kind = node.tag.rsplit(":", 1)[-1]
+            return None, f"cannot read {_abbrev(node.value)!r} as {kind}; write a {kind} or drop the !!{kind} tag"
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+            return None, _too_large(node.value)
+        return value, None
 
     def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
         for key_node, value_node in node.value:
@@ -138,11 +161,10 @@ class _Builder:
                 continue
             key = str(key_node.value)
             if key_node.tag != _STR:
-                reading = self._constructor.construct_object(key_node) if key_node.tag in _SCALAR_TAGS else key
+                reading, error = self._construct(key_node) if key_node.tag in _SCALAR_TAGS else (key, None)
+                what = f"{type(reading).__name__} {_abbrev(repr(reading))}" if error is None else "unreadable"
                 self.problem(
-                    key_node,
-                    f"key {key!r} is read by YAML as {type(reading).__name__} {reading!r}, "
-                    f'not a string; quote it: "{key}"',
+                    key_node, f'key {_abbrev(key)!r} is read by YAML as {what}, not as a string; quote it: "{key}"'
                 )
             line = key_node.start_mark.line + 1
             if key in first_seen:
@@ -155,6 +177,17 @@ class _Builder:
             self.doc.key_marks[child] = (line, key_node.start_mark.column + 1)
             result[key] = self.build(value_node, child, depth + 1)
         return result
+
+
+def _abbrev(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text):,} characters)"
+
+
+def _too_large(text: str) -> str:
+    return (
+        f"number {_abbrev(text)} is larger than any field holds (max_tries is an int64, a payload "
+        "number a float64); write a smaller number, or quote it to keep it as text"
+    )
 
 
 def _read_text(path: Path, display: str) -> tuple[str | None, Problem | None]:

@@ -46,6 +46,7 @@ _NEEDS: dict[Action, tuple[bool | None, bool | None, bool | None, bool]] = {
     Action.NOOP: (False, None, None, False),
 }
 _TAIL = b',"created_at":'
+_MAX_REVISION = 2**64 - 1
 T = TypeVar("T")
 
 
@@ -148,8 +149,9 @@ class _Reader:
 
     def revision(self, value: object, where: str) -> int | None:
         result = self.typed(value, where, int, "a revision (integer >= 1)", optional=True)
-        if result is not None and result < 1:
-            raise self.fail(where, f"expected a revision (integer >= 1) or null, got {result}")
+        # A revision is a stream sequence, a uint64: no store holds a larger one.
+        if result is not None and not 1 <= result <= _MAX_REVISION:
+            raise self.fail(where, f"expected a revision (integer from 1 to 2^64-1) or null, got {_show(result)}")
         return result
 
     def items(self, value: object, where: str) -> list[Any]:
@@ -316,6 +318,14 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
+def _integer(literal: str) -> int:
+    # Every integer in a plan is a revision or the format version: 20 digits at most. A
+    # longer one is refused before int(), which raises past 4,300 digits in Python's words.
+    if len(literal) > 21:
+        raise ValueError(f"an integer of {len(literal):,} characters, longer than any revision")
+    return int(literal)
+
+
 def read_plan(data: bytes, source: str) -> Plan:
     """The plan saved in ``data`` (read from ``source``), or ``PlanFileError``."""
     reader = _Reader(source)
@@ -324,7 +334,9 @@ def read_plan(data: bytes, source: str) -> Plan:
     except UnicodeDecodeError:
         raise reader.fail("", "not a plan file (not UTF-8 text)") from None
     try:
-        document = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        document = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_int=_integer
+        )
     except json.JSONDecodeError as exc:
         raise reader.fail(
             "", f"not a plan file (invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno})"

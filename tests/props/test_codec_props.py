@@ -4,12 +4,22 @@ another exception; encoding then decoding gives the task back."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ajc_gitops.codec import DecodeError, decode_scheduled_task, encode_scheduled_task, go_json_marshal
+from ajc_gitops.codec import (
+    DecodeError,
+    decode_scheduled_task,
+    encode_scheduled_task,
+    fire_publish_size,
+    go_json_marshal,
+    header_block_size,
+)
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask
+from ajc_gitops.names import EXPECTED_LAST_SUBJECT_SEQ
+from ajc_gitops.scheduler.tasks import fire_record
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 # Local seconds for 0000-01-01T00:00:00 and 9999-12-31T23:59:59, where Go's MarshalJSON works.
@@ -98,3 +108,29 @@ def test_invalid_utf8_comes_back_as_one_replacement_per_byte(raw: bytes) -> None
 def test_go_json_marshal_is_json_for_the_same_value(value: object) -> None:
     # Every number is a float64 on the Go side, so read them all back as floats.
     assert json.loads(go_json_marshal(value), parse_int=float) == value
+
+
+# -- the size check agrees with the records the scheduler builds (issue 9 item 10) -----------
+
+_NS = st.integers(0, 10**9 - 1)
+
+
+@given(
+    st.binary(max_size=300) | st.none(),
+    st.integers(0, 10**15),
+    st.integers(0, 2**63 - 1),
+    st.text(alphabet="abcXYZ019_:-", min_size=1, max_size=20),
+    st.integers(0, 10**9),
+    _NS,
+)
+def test_fire_publish_size_bounds_the_task_record_a_fire_stores(
+    payload: bytes | None, deadline_ns: int, max_tries: int, task_type: str, second: int, created_ns: int
+) -> None:
+    schedule = ScheduledTask("S", "@every 1s", "Q", task_type, payload, deadline_ns, max_tries)
+    instant = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=second)
+    created = GoTime(int(instant.timestamp()) * 10**9 + created_ns)
+    _task, body = fire_record(schedule, instant, created=created)
+    sent = len(body) + header_block_size({EXPECTED_LAST_SUBJECT_SEQ: "0"})
+    assert sent <= fire_publish_size(schedule)
+    if created_ns % 10 and (deadline_ns == 0 or deadline_ns % 10):  # both times at nine digits
+        assert sent == fire_publish_size(schedule)

@@ -400,3 +400,61 @@ async def test_store_open_with_a_wrong_ca_fails_within_the_timeout(
             pass
     assert time.monotonic() - started < TIMEOUT_S
     assert str(info.value).startswith(f"{server.url}: connect: ")
+
+
+# -- credentials in a URL win, as in nats.go (issue 9 item 9) -------------------------------
+# nats.go connectProto: a URL with userinfo sends its user and password (a user alone is a
+# token) and ignores the User, Password, Token and Nkey options; natscli and ajc connect so.
+
+
+def _other_source(
+    source: str, fields: dict[str, str], url: str, write_context: WriteContext
+) -> tuple[list[str], dict[str, str]]:
+    """(extra CLI args, env) that give ``fields`` from ``source``, with ``url`` as --server."""
+    if source == "context":
+        write_context("ajc", {"url": "nats://127.0.0.1:1", **fields}, select=True)
+        return ["-s", url], {}
+    if source == "flags":
+        return ["-s", url, *(arg for key, value in fields.items() for arg in (f"--{key}", value))], {}
+    env_names = {"user": "NATS_USER", "password": "NATS_PASSWORD", "nkey": "NATS_NKEY"}
+    return ["-s", url], {env_names[key]: value for key, value in fields.items()}
+
+
+_URL_OVER_OPTIONS = [
+    # (server variant, right options, stale options, URL userinfo: wrong, right)
+    ("user-password", lambda m: {"user": m.user, "password": m.password},
+     lambda m: {"user": m.user, "password": "stale"},
+     lambda m: f"{m.user}:not-{m.password}", lambda m: f"{m.user}:{m.password}"),
+    ("token", lambda m: {"token": m.token}, lambda m: {"token": "stale"},
+     lambda m: f"not-{m.token}", lambda m: m.token),
+    ("nkey", lambda m: {"nkey": str(m.nkey.seed_file)}, None, lambda m: f"{m.user}:{m.password}", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("source", ["context", "flags", "env"])
+@pytest.mark.parametrize("case", _URL_OVER_OPTIONS, ids=lambda c: c[0])
+def test_credentials_in_the_url_win_over_every_other_source(
+    case: tuple[Any, ...],
+    source: str,
+    material: Material,
+    nats_server_factory: Callable[..., EmbeddedServer],
+    run_cli: RunCli,
+    write_context: WriteContext,
+    manifests: Path,
+) -> None:
+    variant, right, stale, wrong_userinfo, right_userinfo = case
+    if source == "env" and variant == "token":
+        pytest.skip("natscli binds no environment variable to --token")
+    server = nats_server_factory(extra_config=BY_ID[variant].server(material))
+    host = _host(server.url)
+    # The other source is right and the URL wrong: the URL's credentials are the ones sent.
+    args, env = _other_source(source, right(material), f"nats://{wrong_userinfo(material)}@{host}", write_context)
+    failed = run_cli("plan", str(manifests), *args, "--timeout", str(TIMEOUT_S), env=env)
+    assert failed.code == 1, failed.text
+    assert "authorization failed" in failed.error_line(), failed.text
+    assert not any(secret in failed.text for secret in material.secrets), failed.text
+    if stale is None:
+        return
+    # The other way round: a stale password elsewhere does not spoil a right URL.
+    args, env = _other_source(source, stale(material), f"nats://{right_userinfo(material)}@{host}", write_context)
+    _applied(run_cli("apply", str(manifests), *args, "--auto-approve", "--detailed-exitcode", env=env))

@@ -303,11 +303,23 @@ def test_valid_subject_like_options_pass(config_home):
         (("nats://ci:p%40ss%2Fw%23rd@h:4222",), ("nats://h:4222",), {"user": "ci", "password": "p@ss/w#rd"}),
         (("nats://t%3Aok@h1", "nats://t%3Aok@h2"), ("nats://h1", "nats://h2"), {"token": "t:ok"}),
         (("nats://ci:p%25@h1", "nats://h2"), ("nats://h1", "nats://h2"), {"user": "ci", "password": "p%"}),
-        # Nothing to decode, or URLs that disagree: as given.
-        (("nats://ci:plain@h",), ("nats://ci:plain@h",), {}),
-        (("nats://h1", "nats://h2"), ("nats://h1", "nats://h2"), {}),
+        (("nats://ci:plain@h",), ("nats://h",), {"user": "ci", "password": "plain"}),
+        # No userinfo: the options apply (None).
+        (("nats://h1", "nats://h2"), ("nats://h1", "nats://h2"), None),
+        # URLs that disagree keep their own; the options are still not used (empty).
         (("nats://a:%41@h1", "nats://b:%42@h2"), ("nats://a:%41@h1", "nats://b:%42@h2"), {}),
     ],
 )
 def test_percent_encoded_url_credentials_are_decoded_as_go_does(servers, expected_urls, credentials):
     assert client_servers(servers) == (expected_urls, credentials)
+
+
+def test_url_credentials_replace_the_options_and_a_mixed_list_is_refused():
+    # nats.go: a URL with userinfo ignores User/Password/Token/Nkey (issue 9 item 9).
+    assert client_servers(("nats://ci:wrong@h",), other_credentials=True) == (
+        ("nats://h",),
+        {"user": "ci", "password": "wrong"},
+    )
+    assert client_servers(("nats://h1", "nats://h2"), other_credentials=True) == (("nats://h1", "nats://h2"), None)
+    with pytest.raises(ConfigError, match="put the credentials in every URL or in none"):
+        client_servers(("nats://ci:pw@h1", "nats://h2"), other_credentials=True)

@@ -243,6 +243,25 @@ def test_duplicate_names_across_files_report_both_locations(tmp_path):
     assert f"{b}:3:5: error: duplicate schedule name 'EMAIL_MONTHLY_UPDATE', also defined at {a}:2:5" in text
 
 
+@pytest.mark.parametrize("broken", ["schedule: \"@dailyy\"", "max_tries: -1", "deadline: 1x", "payload: {n: .inf}"])
+def test_duplicate_names_are_reported_when_one_entry_has_another_error(tmp_path, broken):
+    # Issue 9 item 8: fixing the second error must not be the first time the duplicate shows.
+    entry = "  - name: nightly\n    schedule: \"@daily\"\n    task_type: t\n"
+    second = entry.replace('schedule: "@daily"', broken) if broken.startswith("schedule") else entry + f"    {broken}\n"
+    result = load(tmp_path, **{"a.yaml": "schedules:\n" + entry + second})
+    text = messages(result)
+    path = tmp_path / "a.yaml"
+    assert f"{path}:2:5: error: duplicate schedule name 'nightly', also defined at {path}:5:5" in text
+    assert f"{path}:5:5: error: duplicate schedule name 'nightly', also defined at {path}:2:5" in text
+    assert len(result.errors) == 3, text
+
+
+def test_an_invalid_name_is_not_reported_as_a_duplicate(tmp_path):
+    entry = "  - name: 'a b'\n    schedule: \"@daily\"\n    task_type: t\n"
+    result = load(tmp_path, **{"a.yaml": "schedules:\n" + entry + entry})
+    assert not any("duplicate" in m for m in messages(result)) and len(result.errors) == 2
+
+
 def test_yaml_syntax_error_names_line_and_column(tmp_path):
     result = load(tmp_path, **{"a.yaml": "schedules:\n  - name: a\n   schedule: [\n"})
     error = one_error(result)
@@ -355,7 +374,20 @@ def test_record_size_limit(tmp_path):
     result = load(
         tmp_path, **{"a.yaml": f"schedules: [{{name: a, schedule: '@daily', task_type: t, payload_base64: {blob}}}]"}
     )
-    assert "larger than NATS's default 1 MiB max_payload" in one_error(result)
+    assert "above NATS's default max_payload of 1,048,576 bytes" in one_error(result)
+
+
+def test_a_payload_whose_task_record_is_too_large_is_an_error_at_its_line(tmp_path):
+    # Issue 9 item 10: 700,000 bytes fit the schedule record (933,555 bytes) but not the Task
+    # record each fire stores, where the payload is base64-encoded once more (1,244,664 bytes).
+    blob = base64.b64encode(b"x" * 700_000).decode()
+    text = f"schedules:\n  - name: a\n    schedule: '@every 1s'\n    task_type: t\n    payload_base64: {blob}\n"
+    result = load(tmp_path, **{"a.yaml": text})
+    error = one_error(result)
+    assert error.startswith(f"{tmp_path / 'a.yaml'}:5:21: error: payload of 700,000 bytes makes the task record"), error
+    assert "1,244,664 bytes" in error and "max_payload" in error
+    fits = base64.b64encode(b"x" * 580_000).decode()
+    assert messages(load(tmp_path, **{"a.yaml": text.replace(blob, fits)})) == []
 
 
 def test_payload_sensitive_on_the_schedule_or_from_defaults(tmp_path):

@@ -161,9 +161,12 @@ class Connection:
         # sends INFO (a paused node, a half-open partition) instead of trying the next URL:
         # so each URL is tried on its own, with its share of the timeout
         # (tests/faults/test_cluster_faults.py).
-        client_urls, url_credentials = client_servers(options.servers)
-        if url_credentials:  # a URL's credentials win over the options, as in nats.go
-            for key in ("user", "password", "token"):
+        replaced = ("user", "password", "token", "nkeys_seed")
+        client_urls, url_credentials = client_servers(
+            options.servers, other_credentials=any(key in kwargs for key in replaced)
+        )
+        if url_credentials is not None:  # a URL's credentials win over the options, as in nats.go
+            for key in replaced:
                 kwargs.pop(key, None)
             kwargs.update(url_credentials)
         servers = list(client_urls)
@@ -246,6 +249,11 @@ class Connection:
     def connected(self) -> bool:
         """True while the connection is up (it may be reconnecting with ``reconnect=True``)."""
         return not self._closed and self._nc.is_connected
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message (headers and body) the connected server accepts, from its INFO."""
+        return int(self._nc.max_payload)
 
     @property
     def api_prefix(self) -> str:
