@@ -210,20 +210,26 @@ def assert_exactly(state: LiveState, wanted: dict[str, ScheduledTask]) -> None:
     assert not stale, stale[:10]
 
 
-def stream_last_seq(server: EmbeddedServer, stream: str = f"KV_{CONFIG_BUCKET}") -> int:
+def stream_last_seq(server: EmbeddedServer, stream: str = f"KV_{CONFIG_BUCKET}", *, missing_ok: bool = False) -> int:
     """Last sequence of ``stream`` (it moves on every write, also a Delete that replaces a
     record), from the monitoring port: no client connection needed, so
-    the test can watch the writes of another process without competing with it."""
+    the test can watch the writes of another process without competing with it.
+
+    An unreachable endpoint or an absent stream fails the test: "nothing was written" must
+    never be 0 compared with 0. ``missing_ok`` is for a test whose claim is that the stream
+    was never created; then an absent stream reads as 0."""
     try:
-        with urllib.request.urlopen(f"{server.monitor_url}/jsz?streams=true", timeout=1.0) as resp:
+        with urllib.request.urlopen(f"{server.monitor_url}/jsz?streams=true", timeout=2.0) as resp:
             info = json.load(resp)
-    except OSError:
-        return 0
+    except (OSError, ValueError) as exc:
+        pytest.fail(f"cannot read {stream}'s last sequence from {server.monitor_url}/jsz: {exc}")
     for account in info.get("account_details") or []:
         for detail in account.get("stream_detail") or []:
             if detail.get("name") == stream:
-                return int((detail.get("state") or {}).get("last_seq", 0))
-    return 0
+                return int(detail["state"]["last_seq"])
+    if missing_ok:
+        return 0
+    pytest.fail(f"stream {stream} is not on {server.monitor_url}/jsz")
 
 
 def one_line_reasons(lines: Sequence[str]) -> list[str]:
