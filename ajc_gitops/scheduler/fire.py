@@ -360,6 +360,9 @@ class FireLoop:
             _log.warning("schedule %s: task %s in queue_error: %s", d.name, task.id, outcome.error)
         elif outcome.status == "duplicate":
             m.duplicate_suppressed()
+            # One line per refused slot, so a fault run can tell which slots were tried twice.
+            _log.info("refused re-fire: schedule %s slot %s (unix %d): task %s already stored",
+                      d.name, from_unix(d.slot_s).isoformat(), d.slot_s, task.id)  # fmt: skip
             if outcome.repaired:
                 m.enqueued(task.queue)
         else:  # error: nothing stored; retry while the slot is inside its window

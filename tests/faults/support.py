@@ -26,6 +26,7 @@ from ajc_gitops import codec
 from ajc_gitops.codec import decode_marker, record_digest
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.embedded import EmbeddedServer
+from ajc_gitops.gowire.gotime import parse_rfc3339
 from ajc_gitops.model import ZERO_TIME, ScheduledTask
 from ajc_gitops.names import CONFIG_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX
 from ajc_gitops.store import Store
@@ -210,20 +211,59 @@ def assert_exactly(state: LiveState, wanted: dict[str, ScheduledTask]) -> None:
     assert not stale, stale[:10]
 
 
-def stream_last_seq(server: EmbeddedServer, stream: str = f"KV_{CONFIG_BUCKET}") -> int:
-    """Last sequence of ``stream`` (it moves on every write, also a Delete that replaces a
-    record), from the monitoring port: no client connection needed, so
-    the test can watch the writes of another process without competing with it."""
+def stream_seqs(server: EmbeddedServer) -> dict[str, int]:
+    """Every stream's last sequence, from the monitoring port (no client connection needed, so
+    the test can watch the writes of another process without competing with it). An
+    unreachable endpoint fails the test: "nothing was written" must never be 0 compared with 0."""
     try:
-        with urllib.request.urlopen(f"{server.monitor_url}/jsz?streams=true", timeout=1.0) as resp:
+        with urllib.request.urlopen(f"{server.monitor_url}/jsz?streams=true", timeout=2.0) as resp:
             info = json.load(resp)
-    except OSError:
+    except (OSError, ValueError) as exc:
+        pytest.fail(f"cannot read the streams' last sequences from {server.monitor_url}/jsz: {exc}")
+    return {
+        detail["name"]: int(detail["state"]["last_seq"])
+        for account in info.get("account_details") or []
+        for detail in account.get("stream_detail") or []
+    }
+
+
+def stream_last_seq(server: EmbeddedServer, stream: str = f"KV_{CONFIG_BUCKET}", *, missing_ok: bool = False) -> int:
+    """Last sequence of ``stream`` (it moves on every write, also a Delete that replaces a
+    record). An absent stream fails the test too; ``missing_ok`` is for a test whose claim is
+    that the stream was never created, and then it reads as 0."""
+    seqs = stream_seqs(server)
+    if stream in seqs:
+        return seqs[stream]
+    if missing_ok:
         return 0
-    for account in info.get("account_details") or []:
-        for detail in account.get("stream_detail") or []:
-            if detail.get("name") == stream:
-                return int((detail.get("state") or {}).get("last_seq", 0))
-    return 0
+    pytest.fail(f"stream {stream} is not on {server.monitor_url}/jsz")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A client connection as the server saw it (``/connz?state=all``), times in Unix ns."""
+
+    name: str
+    start_ns: int
+    stop_ns: int | None  # None: still open
+
+
+def connections(server: EmbeddedServer) -> list[Connection]:
+    """Open and closed client connections, oldest first: which processes were connected when."""
+    url = f"{server.monitor_url}/connz?state=all&sort=cid&limit=100000"
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as resp:
+            info = json.load(resp)
+    except (OSError, ValueError) as exc:
+        pytest.fail(f"cannot read the connections from {url}: {exc}")
+    return [
+        Connection(
+            c.get("name", ""),
+            parse_rfc3339(c["start"]).unix_ns,
+            parse_rfc3339(c["stop"]).unix_ns if c.get("stop") else None,
+        )
+        for c in info.get("connections") or []
+    ]
 
 
 def one_line_reasons(lines: Sequence[str]) -> list[str]:

@@ -1,8 +1,12 @@
 """Scheduler group chaos: three real ``ajc-gitops scheduler`` processes under a steady load of
 ``@every 1s`` schedules, the leader killed again and again at random moments (alternating
 SIGKILL and SIGTERM, the killed member restarted at once under the same name), and the NATS
-server restarted under a running scheduler. Afterwards every task in CHORIA_AJ_TASKS is counted
-per (schedule, slot): none duplicated, none missing inside the catch-up window.
+server restarted under a running scheduler. Throughout, a worker consumes the DEFAULT queue as
+an asyncjobs worker does (tests/deliveries.py), and afterwards every work item it was handed is
+counted per (schedule, slot): none duplicated, none missing inside the catch-up window. Counting
+the task records in CHORIA_AJ_TASKS instead could not show a duplicate: that stream keeps one
+record per task ID and refuses a second. The re-fires the task store refused (each logged by the
+scheduler) are reported, and each must name a slot that was handed out exactly once.
 
 Elections use the test-only short TTL (``SHORT_TTL`` = 4 s, tests/scheduler_support.py, enabled
 per process by ``SHORT_TTL_ENV``) so that a SIGKILL failover takes at most TTL + 2 x interval =
@@ -31,8 +35,10 @@ import pytest
 
 from ajc_gitops.embedded import EmbeddedServer
 from ajc_gitops.scheduler.runner import SHORT_TTL_ENV
+from tests import deliveries
+from tests.deliveries import Worker
 from tests.faults.support import repeat
-from tests.scheduler_support import SHORT_TTL, fired_after, holder_now, per_slot, prepare, put_schedule, tasks_now
+from tests.scheduler_support import SHORT_TTL, fired_after, holder_now, prepare, put_schedule, tasks_now
 from tests.scheduler_support import record as schedule_record
 from tests.waiting import wait_until
 
@@ -111,29 +117,26 @@ def put_schedules(url: str, types: tuple[str, ...]) -> None:
         asyncio.run(put_schedule(url, name, schedule_record(name, "@every 1s", created_ns=now, task_type=tt)))
 
 
-def count_slots(tasks: list[dict[str, Any]], types: tuple[str, ...]) -> dict[str, Any]:
-    """Per (schedule, slot): duplicates, and gaps between a schedule's first and last slot,
-    split into those inside the catch-up window (a bug) and those outside it (by design: a
-    leaderless gap longer than the window is not caught up; reported, not failed)."""
-    counts = per_slot(tasks)
-    out: dict[str, Any] = {"slots": 0, "duplicated": {}, "missed": {}, "missed_outside_window": {}}
-    for tt in types:
-        slots = sorted(s for (t, s) in counts if t == tt)
-        assert slots, f"no task of type {tt}"
-        out["slots"] += len(slots)
-        dupes = {s: n for (t, s), n in counts.items() if t == tt and n > 1}
-        if dupes:
-            out["duplicated"][tt] = dupes
-        missing = sorted(set(range(slots[0], slots[-1] + 1)) - set(slots))
-        # A missing slot is outside the window when the next fired slot (the recovery) came
-        # more than the window after it.
-        inside = [s for s in missing if min(x for x in slots if x > s) - s <= CATCHUP_WINDOW_S]
-        outside = sorted(set(missing) - set(inside))
-        if inside:
-            out["missed"][tt] = inside
-        if outside:
-            out["missed_outside_window"][tt] = outside
+def count_slots(worker: Worker, url: str, types: tuple[str, ...]) -> dict[str, Any]:
+    """What ``worker`` was handed, per (schedule, slot) (``deliveries.count_slots``), with each
+    item's schedule read from its task record; plus the refused re-fires the members logged."""
+    type_of = {t["id"]: t["type"] for t in tasks_now(url)}
+    out = deliveries.count_slots(deliveries.as_tasks(worker.deliveries, type_of), types, CATCHUP_WINDOW_S)
+    out["tasks_stored"] = sum(1 for t in type_of.values() if t in types)
+    out["redeliveries"] = deliveries.redeliveries(worker.deliveries)
     return out
+
+
+def refused_refires(logs: list[Path], worker: Worker, url: str) -> dict[str, Any]:
+    """The slots whose second fire the task store refused, from the members' logs; each must
+    have reached the worker exactly once (refused, not lost, not run twice)."""
+    refused: Counter[tuple[str, int]] = Counter()
+    for log in logs:
+        refused += deliveries.refused_refires(log.read_text().splitlines())
+    type_of = {t["id"]: t["type"] for t in tasks_now(url)}
+    handed = deliveries.per_slot(worker.deliveries, type_of)
+    wrong = {slot: handed[(f"t:{name}", slot)] for (name, slot) in refused if handed[(f"t:{name}", slot)] != 1}
+    return {"refused": sum(refused.values()), "not_handed_once": wrong}
 
 
 def kill_leader_repeatedly(server: EmbeddedServer, tmp_path: Path, kills: int, seed: int) -> tuple[Run, dict[str, Any]]:
@@ -141,6 +144,7 @@ def kill_leader_repeatedly(server: EmbeddedServer, tmp_path: Path, kills: int, s
     rng = random.Random(seed)
     asyncio.run(prepare(url))
     put_schedules(url, TYPES)
+    worker = Worker(url).__enter__()
     group = {f"py-{i}": Member(f"py-{i}", url, tmp_path) for i in range(3)}
     run = Run(started=time.time())
     try:
@@ -173,19 +177,26 @@ def kill_leader_repeatedly(server: EmbeddedServer, tmp_path: Path, kills: int, s
         codes = {name: m.stop() for name, m in group.items()}
         for m in group.values():
             m.kill()
+        worker.__exit__(None, None, None)  # drains what is left in the queue
     assert all(c in (0, None) for c in codes.values()), codes
     for m in group.values():
         m.check_log()
-    return run, count_slots(tasks_now(url), TYPES)
+    result = count_slots(worker, url, TYPES)
+    result.update(refused_refires([m.log for m in group.values()], worker, url))
+    return run, result
 
 
 def assert_clean(run: Run, result: dict[str, Any]) -> None:
     print(
-        f"kills {dict(run.kills)}, slots {result['slots']}, duplicated {result['duplicated']}, "
-        f"missed {result['missed']}, missed outside window {result['missed_outside_window']}, "
+        f"kills {dict(run.kills)}, slots handed to the worker {result['slots']} "
+        f"(tasks stored {result['tasks_stored']}, redeliveries {result['redeliveries']}), "
+        f"duplicated {result['duplicated']}, missed {result['missed']}, "
+        f"missed outside window {result['missed_outside_window']}, refused re-fires {result['refused']}, "
         f"failover s max {max(run.failovers_s):.1f} mean {sum(run.failovers_s) / len(run.failovers_s):.1f}"
     )
     assert not result["duplicated"], result["duplicated"]
+    assert not result.get("unknown"), result["unknown"]
+    assert not result["not_handed_once"], result["not_handed_once"]
     assert not result["missed"], result["missed"]
     # Every kill is inside this run and every gap < the window, so nothing may be outside it.
     assert not result["missed_outside_window"], result["missed_outside_window"]
@@ -216,6 +227,7 @@ def test_nats_restart_under_a_running_scheduler(nats_server: EmbeddedServer, tmp
     url = nats_server.url
     asyncio.run(prepare(url))
     put_schedules(url, TYPES[:2])
+    worker = Worker(url).__enter__()
     member = Member("py-0", url, tmp_path)
     try:
         wait_until(lambda: fired_after(url, time.time() - 30, 2, TYPES[:2]), 4 * SHORT_TTL + 5, "first fires", POLL_S)
@@ -238,9 +250,13 @@ def test_nats_restart_under_a_running_scheduler(nats_server: EmbeddedServer, tmp
     finally:
         code = member.stop()
         member.kill()
+        worker.__exit__(None, None, None)
     assert code == 0
     member.check_log()
-    result = count_slots(tasks_now(url), TYPES[:3])
+    result = count_slots(worker, url, TYPES[:3])
+    result.update(refused_refires([member.log], worker, url))
     print(f"server down {back_at - restarted_at:.1f}s: {result}")
     assert not result["duplicated"], result["duplicated"]
     assert not result["missed"], result["missed"]
+    assert not result.get("unknown"), result["unknown"]
+    assert not result["not_handed_once"], result["not_handed_once"]

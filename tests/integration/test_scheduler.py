@@ -260,3 +260,35 @@ async def test_a_new_leader_skips_what_the_previous_one_recorded_as_fired(nats_s
     assert count(a, "ajc_gitops_scheduler_catchup_fires_total") >= 55
     assert dupes <= 2, f"py-b re-attempted {dupes} slots py-a had fired"
     assert_exactly_once(await read_tasks(url), "t:s")
+
+
+async def test_a_slot_already_stored_is_refused_counted_and_logged(nats_server, async_wait_until, caplog):
+    """The refused re-fire the fault suite reads from the log (tests/deliveries.py), end to end:
+    a catch-up slot whose task another leader already stored is counted and logged, once."""
+    import logging
+
+    from ajc_gitops.codec import decode_scheduled_task
+    from ajc_gitops.gowire.godate import from_unix
+    from ajc_gitops.scheduler.tasks import build_task
+    from ajc_gitops.store import enqueue_many
+    from tests.deliveries import refused_refires
+
+    url = nats_server.url
+    await prepare(url)
+    created_ns = (time.time_ns() // NS - 30) * NS
+    raw = record("s", "@every 1s", created_ns=created_ns)
+    await put_schedule(url, "s", raw)
+    slot = created_ns // NS + 5  # inside the catch-up window
+    task = build_task(decode_scheduled_task(raw).task, from_unix(slot), created=GoTime(time.time_ns()))
+    async with Store.open(options(url)) as store:
+        [stored] = await enqueue_many(store, [task])
+    assert stored.status == "enqueued"
+    caplog.set_level(logging.INFO, logger="ajc_gitops.scheduler.fire")
+    async with scheduler(url) as service:
+        await leading(service, async_wait_until)
+        refused = "ajc_gitops_scheduler_duplicate_fires_suppressed_total"
+        await async_wait_until(lambda: count(service, refused) >= 1, what="the refused re-fire")
+        await async_wait_until(lambda: service.fire is not None and service.fire.idle.is_set(), what="caught up")
+        assert count(service, refused) == 1
+    lines = [json.dumps({"msg": r.getMessage()}) for r in caplog.records]
+    assert refused_refires(lines) == {("s", slot): 1}

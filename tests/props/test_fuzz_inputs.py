@@ -221,24 +221,77 @@ def test_vector_expressions_fire_forward_on_existing_matching_wall_times(expr: s
         assert _matches(schedule, local) or _dst_shifted(schedule, local), (expr, zone, fire, local)
 
 
+# robfig walks from the start towards the fire; a field can go unchecked only when a step of that
+# walk crossed an offset change. The walk reaches the fire's day at its midnight at the latest,
+# so the crossing lies within the day before the fire, or just after when the day loop steps back
+# from a midnight DST swallowed (scheduler docs, cron/schedule.py).
+_TRANSITION_BEFORE = timedelta(hours=26)
+_TRANSITION_AFTER = timedelta(hours=1)
+_OFFSET_STEP = timedelta(minutes=15)  # every offset change in tzdata falls on a quarter hour
+
+
+def _offset_changes(zone: ZoneInfo, instant: datetime) -> list[tuple[datetime, timedelta]]:
+    """(instant, new offset - old offset) of every offset change of ``zone`` near ``instant``
+    (a DST start or end, or a change of standard time), found by sampling the zone's offset."""
+    changes = []
+    at = instant.astimezone(UTC) - _TRANSITION_BEFORE
+    offset = at.astimezone(zone).utcoffset()
+    while at < instant + _TRANSITION_AFTER:
+        at += _OFFSET_STEP
+        now = at.astimezone(zone).utcoffset()
+        if now != offset and now is not None and offset is not None:
+            changes.append((at, now - offset))
+        offset = now
+    return changes
+
+
 def _dst_shifted(schedule: SpecSchedule, local: datetime) -> bool:
-    """robfig walks wall-clock hours and days and does not re-check every field after a DST
+    """robfig walks wall-clock hours and days and does not re-check every field after an offset
     change, so around one a fire can land off the wall time it names, as Go's does (the Go
-    vectors for America/Havana and America/Santiago show such days). Accepted: a match an hour
-    (or on Lord Howe 30 minutes) away, or, when the zone's offset changed in the 24 hours
-    before, the same time of day a day later (DST starting at midnight swallows the day's
-    00:00, and the hour loop runs on into the next day without re-checking it)."""
+    vectors for America/Havana and America/Santiago show such days). Accepted only when the
+    schedule's own zone changed its offset near the fire (``_offset_changes``): a match that
+    far away (the change's size: an hour, on Lord Howe 30 minutes), or the same time of day a
+    day later (DST starting at midnight swallows the day's 00:00, and the hour loop runs on
+    into the next day without re-checking it). Anywhere else a fire must match exactly."""
     zone = schedule.location
     if not isinstance(zone, ZoneInfo):
         return False
-    for shift in (timedelta(minutes=30), timedelta(hours=1)):
-        for candidate in (local - shift, local + shift):
+    changes = _offset_changes(zone, local)
+    for _, delta in changes:
+        for candidate in (local - abs(delta), local + abs(delta)):
             if _matches(schedule, candidate):
                 return True
-    day_before = (local.astimezone(UTC) - timedelta(days=1)).astimezone(zone)
-    if day_before.utcoffset() != local.utcoffset():
+    if any(at <= local for at, _ in changes):
         return _matches(schedule, local.replace(tzinfo=None) - timedelta(days=1))
     return False
+
+
+@pytest.mark.parametrize(
+    ("expr", "local", "accepted"),
+    [
+        # Go's own off-by-a-day fire: 00:00 of 2012-09-02 was swallowed by DST 12 hours before.
+        ("CRON_TZ=America/Santiago 0 0,12 1 */2 *", (2012, 9, 2, 12, 0), True),
+        # The same wall time a month before, with no offset change near it, is a wrong fire.
+        ("CRON_TZ=America/Santiago 0 0,12 1 */2 *", (2012, 8, 2, 12, 0), False),
+        # An hour (Lord Howe: 30 minutes) away from a match on a day without a transition.
+        ("CRON_TZ=America/New_York 30 2 * * *", (2021, 7, 14, 3, 30), False),
+        ("CRON_TZ=America/New_York 30 2 * * *", (2021, 7, 14, 1, 30), False),
+        ("CRON_TZ=Australia/Lord_Howe 15 2 * * *", (2021, 7, 14, 2, 45), False),
+        # The same shifts on the morning of the zone's DST start are what robfig may do.
+        ("CRON_TZ=America/New_York 30 2 * * *", (2021, 3, 14, 3, 30), True),
+        ("CRON_TZ=Australia/Lord_Howe 15 2 * * *", (2021, 10, 3, 2, 45), True),
+        # A transition in another zone does not excuse this one (Berlin is on summer time).
+        ("CRON_TZ=Europe/Berlin 30 2 * * *", (2021, 3, 14, 3, 30), False),
+    ],
+)
+def test_a_dst_shift_is_accepted_only_near_the_zones_own_transition(
+    expr: str, local: tuple[int, ...], accepted: bool
+) -> None:
+    schedule = parse_standard(expr)
+    assert isinstance(schedule, SpecSchedule)
+    fire = datetime(*local, tzinfo=schedule.location)
+    assert not _matches(schedule, fire)
+    assert _dst_shifted(schedule, fire) is accepted
 
 
 # -- NATS context files ----------------------------------------------------------------------------

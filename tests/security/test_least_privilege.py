@@ -102,15 +102,21 @@ def _password_variables(passwords: dict[str, str]) -> str:
     return "\n".join(f"{ROLES[user]}_PASSWORD: {json.dumps(pw)}" for user, pw in passwords.items() if user in ROLES)
 
 
-@pytest.fixture
-def roles(nats_server_factory: Callable[..., EmbeddedServer]) -> RoleServer:
-    """A server with the documented roles, each as one user, plus an unrestricted admin."""
+def role_server(nats_server_factory: Callable[..., EmbeddedServer], permissions: str) -> RoleServer:
+    """A server with ``permissions`` (the roles file's text), each role as one user, plus an
+    unrestricted admin."""
     passwords = {user: f"pw-{secrets.token_hex(6)}" for user in (*ROLES, ADMIN)}
     users = [f"{{user: {ADMIN}, password: {json.dumps(passwords[ADMIN])}}}"] + [
         f"{{user: {user}, password: {json.dumps(passwords[user])}, permissions: ${var}}}" for user, var in ROLES.items()
     ]
-    config = "\n".join([PERMISSIONS.read_text(), "authorization {", "  users = [", *users, "  ]", "}"])
+    config = "\n".join([permissions, "authorization {", "  users = [", *users, "  ]", "}"])
     return RoleServer(nats_server_factory(extra_config=config), passwords)
+
+
+@pytest.fixture
+def roles(nats_server_factory: Callable[..., EmbeddedServer]) -> RoleServer:
+    """A server with the documented roles, each as one user, plus an unrestricted admin."""
+    return role_server(nats_server_factory, PERMISSIONS.read_text())
 
 
 def _write_manifest(directory: Path, text: str) -> Path:
