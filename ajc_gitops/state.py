@@ -23,6 +23,8 @@ __all__ = [
     "KvPut",
     "Operation",
     "Outcome",
+    "RequeueOutcome",
+    "RequeueStatus",
     "Snapshot",
     "StreamSummary",
     "WatchEvent",
@@ -32,6 +34,7 @@ __all__ = [
 
 Operation = Literal["PUT", "DEL", "PURGE"]
 EnqueueStatus = Literal["enqueued", "duplicate", "queue_error", "error"]
+RequeueStatus = Literal["requeued", "moved_on", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,10 @@ class EnqueueOutcome:
     ``state_error`` says storing that state failed too. ``error``: the task was not stored.
     ``stored_ns`` is the wall clock when the record's PubAck arrived (fire lag).
     ``repaired``: a duplicate whose earlier attempt had stored the task but not its work
-    item (a crash between the two publishes); the item was published now."""
+    item (a crash between the two publishes); the item was published now. ``requeue``: a
+    ``queue_error`` whose cause may pass (a timeout, no responders while the queue stream
+    exists, a lost connection), so resending the work item is worth it; False for Go's
+    permanent causes (no queue stream, a JetStream error such as a full queue, a duplicate)."""
 
     task_id: str
     queue: str
@@ -186,3 +192,19 @@ class EnqueueOutcome:
     error: str | None = None
     state_error: str | None = None
     repaired: bool = False
+    requeue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RequeueOutcome:
+    """One attempt at requeueing a stranded task (``store/asyncjobs/requeue.py``).
+
+    ``requeued``: its work item is in the queue (sent now, or found there as a duplicate) and
+    its record says ``new`` again. ``moved_on``: its record is in another ``state`` (a worker
+    or an operator took it; ``absent`` when there is no record): nothing to do. ``failed``:
+    try again later; ``error`` says why."""
+
+    task_id: str
+    status: RequeueStatus
+    state: str | None = None
+    error: str | None = None

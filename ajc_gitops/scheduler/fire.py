@@ -112,6 +112,7 @@ class FireLoop:
         window: datetime.timedelta | None = None,
         chunk: int = CHUNK,
         max_in_flight: int = 1024,
+        stranded: Callable[[Task, str, int, str], None] | None = None,
     ) -> None:
         self._store = store
         self._schedules = schedules
@@ -124,6 +125,7 @@ class FireLoop:
         self._window = window  # None: per schedule, its deadline or 5 minutes
         self._chunk = max(1, chunk)
         self._max_in_flight = max_in_flight
+        self._stranded = stranded  # (task, schedule, stored ns, last_err): requeue.Requeuer.add
         self._wake = asyncio.Event()
         self._changes: dict[str, FollowedSchedule | None] = {}
         self._tracks: dict[str, _Track] = {}
@@ -358,6 +360,8 @@ class FireLoop:
             else:
                 m.task_store_error()
             _log.warning("schedule %s: task %s in queue_error: %s", d.name, task.id, outcome.error)
+            if outcome.requeue and self._stranded is not None:
+                self._stranded(task, d.name, outcome.stored_ns or task.created.unix_ns, outcome.error or "")
         elif outcome.status == "duplicate":
             m.duplicate_suppressed()
             # One line per refused slot, so a fault run can tell which slots were tried twice.

@@ -69,6 +69,17 @@ OUR_NAMES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
         "Invalid schedule records skipped",
     ),
     "ajc_gitops_scheduler_invalid_schedules": ("gauge", ("reason",), "Invalid schedule records currently skipped"),
+    "ajc_gitops_scheduler_requeued_total": (
+        "counter",
+        ("queue",),
+        "Stranded tasks (queue_error for a passing cause) whose work item was resent, record back to new",
+    ),
+    "ajc_gitops_scheduler_requeue_abandoned_total": (
+        "counter",
+        ("queue",),
+        "Stranded tasks left in queue_error: past the queue's duplicate window or the task's deadline",
+    ),
+    "ajc_gitops_scheduler_requeue_pending": ("gauge", (), "Stranded tasks waiting for another requeue attempt"),
 }
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _log = logging.getLogger(__name__)
@@ -191,6 +202,17 @@ class SchedulerMetrics:
 
     def duplicate_suppressed(self) -> None:
         self._counters.inc("ajc_gitops_scheduler_duplicate_fires_suppressed_total")
+
+    # -- requeueing stranded tasks (scheduler.requeue.RequeueMetrics) ----------------------
+
+    def requeued(self, queue: str) -> None:
+        self._counters.inc("ajc_gitops_scheduler_requeued_total", queue)
+
+    def requeue_abandoned(self, queue: str) -> None:
+        self._counters.inc("ajc_gitops_scheduler_requeue_abandoned_total", queue)
+
+    def requeue_pending(self, count: int) -> None:
+        self._gauge("ajc_gitops_scheduler_requeue_pending").set(count)
 
     # -- reading ---------------------------------------------------------------------------
 

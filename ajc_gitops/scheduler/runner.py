@@ -35,6 +35,7 @@ from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import DEFAULT_RESYNC_S, Follower
 from ajc_gitops.scheduler.group import GroupTiming, GroupView, GroupWatch
 from ajc_gitops.scheduler.metrics import MonitorServer, SchedulerMetrics
+from ajc_gitops.scheduler.requeue import Requeuer
 from ajc_gitops.store import NatsElectionKV, Store, ensure_task_streams, publish_leader_elected
 
 __all__ = [
@@ -107,6 +108,7 @@ class SchedulerService:
         self.follower: Follower | None = None
         self.elector: Elector | None = None
         self.fire: FireLoop | None = None
+        self.requeuer: Requeuer | None = None
         self.group: GroupWatch | None = None
         self.monitor: MonitorServer | None = None
         self._members_ok = True
@@ -129,6 +131,7 @@ class SchedulerService:
             self.elector = elector = Elector(
                 kv, cfg.name, timing=timing, observer=self.metrics, on_won=self._wake, on_lost=self._wake
             )
+            self.requeuer = requeuer = Requeuer(store, self.metrics, clock=self.clock)
             self.fire = fire = FireLoop(
                 store,
                 lambda: follower.schedules,
@@ -139,13 +142,14 @@ class SchedulerService:
                 on_term=self._on_term,
                 clock=self.clock,
                 window=cfg.catchup_window,
+                stranded=requeuer.add,
             )
             self.follower = follower = Follower(
                 store, local=cfg.zone, resync_s=cfg.resync_s, observer=self.metrics, on_change=fire.schedule_changed
             )
             with self._monitor(store, follower):
                 try:
-                    await self._main(store, follower, elector, fire, group)
+                    await self._main(store, follower, elector, fire, group, requeuer)
                 finally:
                     # After a crash too: hand the key over instead of letting it expire.
                     await asyncio.shield(elector.release())
@@ -165,7 +169,13 @@ class SchedulerService:
             yield
 
     async def _main(
-        self, store: Store, follower: Follower, elector: Elector, fire: FireLoop, group: GroupWatch
+        self,
+        store: Store,
+        follower: Follower,
+        elector: Elector,
+        fire: FireLoop,
+        group: GroupWatch,
+        requeuer: Requeuer,
     ) -> None:
         async def fire_when_loaded() -> None:
             await follower.wait_ready()  # never lead on a partial schedule set
@@ -177,6 +187,7 @@ class SchedulerService:
                 tg.create_task(follower.run(), name="follow"),
                 tg.create_task(group.run(), name="group"),
                 tg.create_task(elector.run(), name="election"),
+                tg.create_task(requeuer.run(), name="requeue"),
             ]
             self.started.set()
             await self.stop.wait()

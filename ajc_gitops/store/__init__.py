@@ -18,6 +18,7 @@ from __future__ import annotations
 from ajc_gitops.store.asyncjobs.election import NatsElectionKV
 from ajc_gitops.store.asyncjobs.events import task_events
 from ajc_gitops.store.asyncjobs.group import read_holder, read_members, write_member
+from ajc_gitops.store.asyncjobs.requeue import queue_duplicate_window, requeue_task
 from ajc_gitops.store.asyncjobs.streams import (
     DEFAULT_QUEUE,
     QueueSpec,
@@ -45,10 +46,12 @@ __all__ = [
     "ensure_task_streams",
     "map_nats_errors",
     "publish_leader_elected",
+    "queue_duplicate_window",
     "queue_stream_config",
     "raise_if_cancelling",
     "read_holder",
     "read_members",
+    "requeue_task",
     "task_events",
     "tasks_stream_config",
     "watch_keys",

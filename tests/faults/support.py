@@ -268,3 +268,23 @@ def connections(server: EmbeddedServer) -> list[Connection]:
 
 def one_line_reasons(lines: Sequence[str]) -> list[str]:
     return [line for line in lines if line.startswith("error: ")]
+
+
+def stream_leader(servers: Sequence[EmbeddedServer], stream: str) -> EmbeddedServer | None:
+    """The running node that leads ``stream`` (its ``server_name`` as the cluster reports it),
+    from the monitoring ports; None while no running node names a leader."""
+    names = {s.server_name: s for s in servers}
+    for server in servers:
+        if not server.running:
+            continue
+        try:
+            with urllib.request.urlopen(f"{server.monitor_url}/jsz?streams=true", timeout=1.0) as resp:
+                info = json.load(resp)
+        except OSError:
+            continue
+        for account in info.get("account_details") or []:
+            for detail in account.get("stream_detail") or []:
+                leader = (detail.get("cluster") or {}).get("leader")
+                if detail.get("name") == stream and leader in names and names[leader].running:
+                    return names[leader]
+    return None

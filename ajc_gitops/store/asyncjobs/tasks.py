@@ -43,11 +43,17 @@ from ajc_gitops.store.asyncjobs.task_replies import (
     DUPLICATE_ITEM,
     NO_RESPONDERS,
     TIMEOUT,
+    Reply,
     parse_reply,
     stored_but_never_queued,
 )
 from ajc_gitops.store.kv.client import Store
-from ajc_gitops.store.kv.errors import ERR_WRONG_LAST_SEQUENCE, map_nats_errors
+from ajc_gitops.store.kv.errors import (
+    ERR_JS_TEMPORARILY_UNAVAILABLE,
+    ERR_STREAM_NOT_FOUND,
+    ERR_WRONG_LAST_SEQUENCE,
+    map_nats_errors,
+)
 
 __all__ = [
     "DUPLICATE_ITEM",
@@ -75,6 +81,11 @@ _RETRY_MAX_DELAY = 0.32
 _TASK, _QUEUE, _QERR, _CHECK, _REPAIR, _QCHECK, _DONE = range(7)
 
 
+def _passing(reply: Reply) -> bool:
+    """A refusal that may pass: nothing answered yet, or a cluster node still recovering."""
+    return reply.no_responders or reply.err_code == ERR_JS_TEMPORARILY_UNAVAILABLE
+
+
 class _Pipeline:
     def __init__(
         self, store: Store, tasks: Sequence[Task], *, max_in_flight: int, timeout: float, clock: Callable[[], int]
@@ -90,6 +101,7 @@ class _Pipeline:
         self._stored: list[int | None] = [None] * n
         self._last_errs: dict[int, str] = {}
         self._repaired: set[int] = set()
+        self._requeue: set[int] = set()
         self._retries: dict[tuple[int, int], tuple[float, float]] = {}  # (index, stage) -> (first, next delay)
         self._retrying: set[asyncio.Task[None]] = set()
         self._pending: dict[int, float] = {}  # task index -> monotonic deadline, oldest first
@@ -158,7 +170,7 @@ class _Pipeline:
                 self._finish(i, self._fail(i, self._timeout_reason("storing the task")))
             elif stage == _QUEUE:
                 await self._queue_failed(i, TIMEOUT)
-            elif stage == _QCHECK:
+            elif stage == _QCHECK:  # the queue stream may exist: its leader is unanswered too
                 await self._queue_failed(i, NO_RESPONDERS)
             elif stage == _QERR:
                 self._finish(i, self._queue_error(i, self._timeout_reason("storing the queue_error state")))
@@ -179,7 +191,7 @@ class _Pipeline:
         try:
             with map_nats_errors(self._store.server, f"enqueue {self._tasks[i].id}", permission_error=None):
                 await self._nc.publish(subject, body, reply=f"{self._inbox}.{i}.{stage}", headers=headers)
-        except StoreError as exc:
+        except StoreError as exc:  # the connection, not the queue: worth a requeue
             self._pending.pop(i, None)
             if stage == _QUEUE:
                 await self._queue_failed(i, str(exc))
@@ -230,10 +242,11 @@ class _Pipeline:
                 stream = QUEUE_STREAM.format(task.queue)
                 await self._send(i, _QCHECK, f"{self._store.api_prefix}.STREAM.INFO.{stream}", b"", {})
             else:
-                await self._queue_failed(i, DUPLICATE_ITEM if reply.ok else reply.text)
+                await self._queue_failed(i, DUPLICATE_ITEM if reply.ok else reply.text, requeue=_passing(reply))
         elif stage == _QCHECK:
             if not (reply.ok and self._resend_later(i, _QUEUE)):
-                await self._queue_failed(i, NO_RESPONDERS)
+                # Go's queue_error for a missing queue stands; anything else may pass.
+                await self._queue_failed(i, NO_RESPONDERS, requeue=reply.err_code != ERR_STREAM_NOT_FOUND)
         elif stage == _QERR:
             if reply.ok:
                 await self._event(self._errored(i))
@@ -252,7 +265,7 @@ class _Pipeline:
                 self._finish(i, self._duplicate(i, repaired=not reply.duplicate))
             else:  # as step 4 would have done had the earlier attempt lived
                 self._repaired.add(i)
-                await self._queue_failed(i, reply.text)
+                await self._queue_failed(i, reply.text, requeue=_passing(reply))
 
     async def _store_task(self, i: int) -> None:
         """§4.4 step 1: only if the subject is empty, i.e. this slot never fired."""
@@ -292,9 +305,12 @@ class _Pipeline:
         else:
             await self._send_work_item(i, _QUEUE)
 
-    async def _queue_failed(self, i: int, last_err: str) -> None:
-        """§4.4 step 4: re-store the task as ``queue_error`` on top of the step-1 record."""
+    async def _queue_failed(self, i: int, last_err: str, *, requeue: bool = True) -> None:
+        """§4.4 step 4: re-store the task as ``queue_error`` on top of the step-1 record.
+        ``requeue``: the cause may pass (``EnqueueOutcome.requeue``)."""
         self._last_errs[i] = last_err
+        if requeue:
+            self._requeue.add(i)
         await self._send(i, _QERR, TASK_SUBJECT.format(self._tasks[i].id), encode_task(self._errored(i)),
                          {EXPECTED_LAST_SUBJECT_SEQ: str(self._seq[i])})  # fmt: skip
 
@@ -320,6 +336,7 @@ class _Pipeline:
             self._last_errs[i],
             state_error,
             repaired=i in self._repaired,
+            requeue=i in self._requeue,
         )
 
     def _finish(self, i: int, outcome: EnqueueOutcome) -> None:
