@@ -34,6 +34,7 @@ from ajc_gitops.scheduler.election import MAX_REQUEST_TIMEOUT_S, ElectionError, 
 from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import DEFAULT_RESYNC_S, Follower
 from ajc_gitops.scheduler.group import GroupTiming, GroupView, GroupWatch
+from ajc_gitops.scheduler.loopprobe import LoopProbe
 from ajc_gitops.scheduler.metrics import MonitorServer, SchedulerMetrics
 from ajc_gitops.store import NatsElectionKV, Store, ensure_task_streams, publish_leader_elected
 
@@ -109,6 +110,7 @@ class SchedulerService:
         self.fire: FireLoop | None = None
         self.group: GroupWatch | None = None
         self.monitor: MonitorServer | None = None
+        self.probe = LoopProbe(self.metrics)
         self._members_ok = True
 
     async def run(self) -> None:
@@ -169,11 +171,13 @@ class SchedulerService:
     ) -> None:
         async def fire_when_loaded() -> None:
             await follower.wait_ready()  # never lead on a partial schedule set
+            self.probe.phase = "running"
             await fire.run()
 
         async with asyncio.TaskGroup() as tg:
             firing = tg.create_task(fire_when_loaded(), name="fire")
             others = [
+                tg.create_task(self.probe.run(), name="loop-probe"),
                 tg.create_task(follower.run(), name="follow"),
                 tg.create_task(group.run(), name="group"),
                 tg.create_task(elector.run(), name="election"),
