@@ -285,7 +285,7 @@ def _decode_plain(data: bytes) -> ScheduledTask | None:
         return None
     if type(obj) is not dict or data.count(b'":') != len(obj) or not obj.keys() <= _GO_TYPES.keys():
         return None
-    fields: dict[str, object] = {}
+    fields: dict[str, object] = {"name": "", "schedule": "", "queue": "", "task_type": ""}
     for key, value in obj.items():
         go_type = _GO_TYPES[key]
         if go_type == "string":
@@ -310,7 +310,7 @@ def _decode_plain(data: bytes) -> ScheduledTask | None:
             fields["deadline_ns" if key == "deadline" else key] = value
         else:
             return None
-    return replace(_EMPTY, **fields)  # type: ignore[arg-type]
+    return ScheduledTask(**fields)  # type: ignore[arg-type]
 
 
 def decode_scheduled_task(data: bytes) -> Decoded:

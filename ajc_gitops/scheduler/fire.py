@@ -26,13 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import heapq
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ajc_gitops.gowire.cron import EverySchedule
+from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule
 from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
 from ajc_gitops.scheduler.follow import FollowedSchedule
@@ -48,7 +50,9 @@ CHUNK = 1024  # tasks per enqueue_many call; leadership is re-checked between ch
 RETRY_S = 1.0  # an unstored task (``error``) is retried this much later while inside its window
 # The wall clock may be stepped: re-read it at least this often even with nothing due.
 MAX_SLEEP_S = 30.0
-YIELD_EVERY = 2000
+# Longest stretch a term start (a track per schedule, a million at scale) keeps the event
+# loop before handing it to the election refresh and the NATS pings.
+SLICE_S = 0.02
 # A slot this late is still an on-time fire, not a catch-up (a busy burst, a slow request):
 # even --catchup-window 0 fires it.
 LATE_GRACE_NS = 5 * NANOS_PER_SECOND
@@ -135,13 +139,15 @@ class FireLoop:
         self._warned: set[tuple[str, int]] = set()
         self._max_revision = 0  # of the records our tracks were built from
         self._progress: tuple[int, int] | None = None
+        self._active = False  # between a term's start and its end: changes are tracked
         self.fired = 0  # tasks stored (enqueued or queue_error), for tests and dev
         self.idle = asyncio.Event()  # set while nothing is due (tests)
 
     # -- hooks --------------------------------------------------------------------------
 
     def schedule_changed(self, name: str, schedule: FollowedSchedule | None) -> None:
-        self._changes[name] = schedule
+        if self._active:  # otherwise the next term starts from the whole current set
+            self._changes[name] = schedule
         self._wake.set()
 
     def wake(self) -> None:
@@ -189,6 +195,7 @@ class FireLoop:
                 async with asyncio.timeout(min(delay / NANOS_PER_SECOND, MAX_SLEEP_S)):
                     await self._wake.wait()
         _log.info("stopped firing: no longer the leader")
+        self._active = False
         self.idle.clear()
         self._progress = None
         self._tracks.clear()
@@ -232,31 +239,29 @@ class FireLoop:
         floor = self._floor(now_ns)
         self._floor_s = None if floor is None else floor // NANOS_PER_SECOND
         self._term_start_s = now_ns // NANOS_PER_SECOND
+        self._active = True
         self._changes.clear()  # the current set below already contains them
         self._progress = None
         self._max_revision = 0
         self._tracks.clear()
         self._heap.clear()
         self._retries.clear()
-        for i, (name, fs) in enumerate(list(self._schedules().items())):
+        slice_end = time.monotonic() + SLICE_S
+        for name, fs in list(self._schedules().items()):
+            # Pushed one by one (not heapify at the end): no single pass over the whole heap.
             self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                # ~20 us per schedule: let the election refresh run (its timeout is ~2 s).
+            if time.monotonic() > slice_end:
                 await asyncio.sleep(0)
-        heapq.heapify(self._heap)
+                slice_end = time.monotonic() + SLICE_S
 
-    def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int, *, push: bool = False) -> None:
+    def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int) -> None:
         self._gen += 1
         self._max_revision = max(self._max_revision, fs.revision)
         track = _Track(fs, after_s, self._gen, self._window_ns(fs), since_s)
         self._tracks[name] = track
         slot = _next_slot(fs, after_s)
         if slot is not None:
-            entry = (slot, track.gen, name)
-            if push:
-                heapq.heappush(self._heap, entry)
-            else:
-                self._heap.append(entry)
+            heapq.heappush(self._heap, (slot, track.gen, name))
 
     def _apply_changes(self, now_ns: int) -> None:
         changes, self._changes = self._changes, {}
@@ -265,7 +270,7 @@ class FireLoop:
             if fs is None:
                 continue  # removed: its heap entries are stale now
             after = self._start_after(fs, now_ns) if old is None else max(old.after_s, now_ns // NANOS_PER_SECOND)
-            self._track(name, fs, after, now_ns // NANOS_PER_SECOND, push=True)
+            self._track(name, fs, after, now_ns // NANOS_PER_SECOND)
 
     def _pop_due(self, now_s: int, now_ns: int) -> list[_Due]:
         due: list[_Due] = []
@@ -375,15 +380,22 @@ class FireLoop:
 def _next_slot(fs: FollowedSchedule, after_s: int) -> int | None:
     """The schedule's first slot strictly after ``after_s`` (Unix seconds)."""
     try:
-        after = from_unix(after_s)
         if isinstance(fs.schedule, EverySchedule):
             # Anchored on created_at (slots.py), so every member computes the same slots.
             delay = fs.schedule.delay_seconds
             anchor_s = fs.task.created_at.unix_ns // NANOS_PER_SECOND
             end = from_unix(max(after_s, anchor_s) + delay)
-            found = every_slots(delay, fs.task.created_at, after, end)
+            found = every_slots(delay, fs.task.created_at, from_unix(after_s), end)
             return to_unix(found[0]) if found else None
-        nxt = fs.schedule.next(after)
+        return _spec_next(fs.schedule, after_s)
     except (GoTimeRangeError, OverflowError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _spec_next(schedule: SpecSchedule, after_s: int) -> int | None:
+    # Pure and shared: schedules with one spec text share one parsed schedule (follow.py), and
+    # at a term start or a common slot they all ask from the same second, so robfig's Next
+    # (~100 us here) runs once per text instead of once per schedule.
+    nxt = schedule.next(from_unix(after_s))
     return None if nxt is None else to_unix(nxt)

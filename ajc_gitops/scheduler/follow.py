@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
@@ -40,8 +42,14 @@ __all__ = [
 ]
 
 DEFAULT_RESYNC_S = 60.0
+# Longest stretch the follower keeps the event loop while records pour in (initial values of
+# a million keys): the election refresh and the NATS pings must run in between.
+SLICE_S = 0.02
 SkipReason = Literal["decode", "cron", "cron_panic"]
 _log = logging.getLogger(__name__)
+# A fleet repeats a few spec texts many times: parse each once and share the (immutable)
+# result, which also keeps one schedule object per text in memory instead of one per record.
+_parse_cron = functools.lru_cache(maxsize=1 << 16)(cron.parse_standard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +166,7 @@ class ScheduleSet:
             # Contract §8.5: Go registers the JSON name but deletes by key; we use the key.
             _log.warning("schedule %s: record says name %r; the key is used", name, task.name)
         try:
-            parsed = cron.parse_standard(task.schedule, self._local)
+            parsed = _parse_cron(task.schedule, self._local)
         except cron.CronError as exc:
             reason: SkipReason = "cron_panic" if exc.panics else "cron"
             _log.warning(
@@ -247,8 +255,14 @@ class Follower:
         return changes
 
     async def _follow(self) -> None:
+        slice_end = time.monotonic() + SLICE_S
         async with contextlib.aclosing(self._watch(self._store)) as events:
             async for event in events:
+                if time.monotonic() > slice_end:
+                    # The watch hands over queued records without suspending: give the loop
+                    # back now and then, or a large initial load is one long stall.
+                    await asyncio.sleep(0)
+                    slice_end = time.monotonic() + SLICE_S
                 raise_if_cancelling()
                 if isinstance(event, InitialDone):
                     self.watch_sessions = event.session
