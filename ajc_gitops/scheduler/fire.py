@@ -29,7 +29,6 @@ import datetime
 import functools
 import heapq
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +37,7 @@ from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule
 from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
 from ajc_gitops.scheduler.follow import FollowedSchedule
+from ajc_gitops.scheduler.pacing import Slices, bulk_allocation
 from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, every_slots
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
 from ajc_gitops.state import EnqueueOutcome
@@ -50,9 +50,6 @@ CHUNK = 1024  # tasks per enqueue_many call; leadership is re-checked between ch
 RETRY_S = 1.0  # an unstored task (``error``) is retried this much later while inside its window
 # The wall clock may be stepped: re-read it at least this often even with nothing due.
 MAX_SLEEP_S = 30.0
-# Longest stretch a term start (a track per schedule, a million at scale) keeps the event
-# loop before handing it to the election refresh and the NATS pings.
-SLICE_S = 0.02
 # A slot this late is still an on-time fire, not a catch-up (a busy burst, a slow request):
 # even --catchup-window 0 fires it.
 LATE_GRACE_NS = 5 * NANOS_PER_SECOND
@@ -246,13 +243,13 @@ class FireLoop:
         self._tracks.clear()
         self._heap.clear()
         self._retries.clear()
-        slice_end = time.monotonic() + SLICE_S
-        for name, fs in list(self._schedules().items()):
-            # Pushed one by one (not heapify at the end): no single pass over the whole heap.
-            self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
-            if time.monotonic() > slice_end:
-                await asyncio.sleep(0)
-                slice_end = time.monotonic() + SLICE_S
+        # A track per schedule, a million at scale: in slices, pushed one by one (no heapify
+        # pass over the whole heap), the garbage collector paused (pacing.py).
+        slices = Slices()
+        with bulk_allocation():
+            for name, fs in list(self._schedules().items()):
+                self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
+                await slices.tick()
 
     def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int) -> None:
         self._gen += 1

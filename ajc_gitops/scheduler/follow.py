@@ -18,7 +18,6 @@ import contextlib
 import datetime
 import functools
 import logging
-import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ajc_gitops.errors import AjcError
 from ajc_gitops.gowire import cron
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
+from ajc_gitops.scheduler.pacing import Slices, bulk_allocation
 from ajc_gitops.state import InitialDone, KvPut, Snapshot, WatchEvent
 from ajc_gitops.store import Store, raise_if_cancelling, watch_keys
 
@@ -42,9 +42,6 @@ __all__ = [
 ]
 
 DEFAULT_RESYNC_S = 60.0
-# Longest stretch the follower keeps the event loop while records pour in (initial values of
-# a million keys): the election refresh and the NATS pings must run in between.
-SLICE_S = 0.02
 SkipReason = Literal["decode", "cron", "cron_panic"]
 _log = logging.getLogger(__name__)
 # A fleet repeats a few spec texts many times: parse each once and share the (immutable)
@@ -255,30 +252,39 @@ class Follower:
         return changes
 
     async def _follow(self) -> None:
-        slice_end = time.monotonic() + SLICE_S
+        # The watch hands over queued records without suspending: give the loop back now and
+        # then, or a large initial load is one long stall (pacing.py, also for the GC).
+        slices = Slices()
+        loading = contextlib.ExitStack()
+        loading.enter_context(bulk_allocation())
         async with contextlib.aclosing(self._watch(self._store)) as events:
-            async for event in events:
-                if time.monotonic() > slice_end:
-                    # The watch hands over queued records without suspending: give the loop
-                    # back now and then, or a large initial load is one long stall.
-                    await asyncio.sleep(0)
-                    slice_end = time.monotonic() + SLICE_S
-                raise_if_cancelling()
-                if isinstance(event, InitialDone):
-                    self.watch_sessions = event.session
-                    if event.session > 1:
-                        # Re-created watch: changes may have happened while it was away, and
-                        # deletions do not show up in its initial values.
-                        await self._try_resync()
-                        raise_if_cancelling()
-                    self._mark_ready()
-                    continue
-                if isinstance(event, KvPut):
-                    changed = self.set.put(event.key, event.value, event.revision)
-                else:  # KvDelete | KvPurge: Go readers treat both alike (contract §3)
-                    changed = self.set.remove(event.key, event.revision)
-                if changed:
-                    self.changed.set()
+            try:
+                await self._consume(events, slices, loading)
+            finally:
+                loading.close()
+
+    async def _consume(
+        self, events: AsyncGenerator[WatchEvent, None], slices: Slices, loading: contextlib.ExitStack
+    ) -> None:
+        async for event in events:
+            await slices.tick()
+            raise_if_cancelling()
+            if isinstance(event, InitialDone):
+                loading.close()  # the first complete set is built: freeze it
+                self.watch_sessions = event.session
+                if event.session > 1:
+                    # Re-created watch: changes may have happened while it was away, and
+                    # deletions do not show up in its initial values.
+                    await self._try_resync()
+                    raise_if_cancelling()
+                self._mark_ready()
+                continue
+            if isinstance(event, KvPut):
+                changed = self.set.put(event.key, event.value, event.revision)
+            else:  # KvDelete | KvPurge: Go readers treat both alike (contract §3)
+                changed = self.set.remove(event.key, event.revision)
+            if changed:
+                self.changed.set()
 
     async def _resync_loop(self) -> None:
         while True:
