@@ -15,7 +15,7 @@ with Go's elections bucket (10 s TTL), plus ``plan`` and ``apply`` at 100,000 (i
      ``ajc_gitops_scheduler_event_loop_stall_max_seconds{phase}``): while loading (until the
      schedule set is complete) and while running (heap, catch-up, firing);
    * lease kept: one "acquired" and no "lost leadership" line, and no reconnect (the server's
-     ``total_connections`` grows by exactly the scheduler's one connection);
+     ``total_connections`` grows by exactly the scheduler's two connections);
    * idle fire lag: each tick task's slot (its ID's time part) to its record's stream
      timestamp, for slots after the lead, over ``--fire-seconds``.
 3. ``plan`` and ``apply`` of ``--plan-schedules`` (default 100,000) as a user runs them: the
@@ -36,6 +36,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,7 +206,7 @@ def run_scheduler(server: EmbeddedServer, work: Path, fire_s: float, deadline_s:
             time.sleep(fire_s)
         text = get(f"http://127.0.0.1:{monitor}/metrics")
         peak = status_kb(proc.pid, "VmHWM") / 1024
-        reconnects = total_connections(server) - connections - 1
+        reconnects = total_connections(server) - connections - 2  # its store and its schedule feed
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -306,6 +307,7 @@ def main() -> int:
     parser.add_argument("--plan-schedules", type=int, default=100_000, help="0 skips plan/apply")
     parser.add_argument("--window", type=int, default=4096, help="unacknowledged seeding publishes")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--keep-log", type=Path, metavar="FILE", help="copy the scheduler's log here")
     args = parser.parse_args()
     n = args.schedules
     with tempfile.TemporaryDirectory(prefix="ajc-scale-") as tmp:
@@ -317,6 +319,8 @@ def main() -> int:
             print(f"seeded {n + args.ticks:,} records in {seed_s:.1f} s ({rate:,.0f}/s)", file=sys.stderr)
             r = run_scheduler(server, work, args.fire_seconds, deadline_s=max(120.0, n / 5000))
             lags = asyncio.run(tick_lags(server.url, r.lead_wall + 1)) if r.lead_wall else []
+            if args.keep_log:
+                shutil.copyfile(work / "scheduler.log", args.keep_log)
         plan_s = apply_s = None
         if args.plan_schedules:
             plan_s, apply_s = plan_apply(work, args.plan_schedules)

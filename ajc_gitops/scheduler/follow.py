@@ -18,8 +18,9 @@ import contextlib
 import datetime
 import functools
 import logging
+import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, Protocol
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 DEFAULT_RESYNC_S = 60.0
+RESYNC_DUTY = 20
 SkipReason = Literal["decode", "cron", "cron_panic"]
 _log = logging.getLogger(__name__)
 # A fleet repeats a few spec texts many times: parse each once and share the (immutable)
@@ -134,19 +136,28 @@ class ScheduleSet:
         """Apply a snapshot taken after the stream's last sequence was ``cutoff``: newer
         entries win per key; a key the snapshot lacks goes only if we know it at a
         revision ≤ cutoff (anything newer reached us after the snapshot began)."""
-        changes = 0
+        return sum(self.reconcile_steps(snapshot, cutoff))
+
+    def reconcile_steps(self, snapshot: Snapshot, cutoff: int) -> Iterator[int]:
+        """``reconcile`` one key at a time (the changes each made), so that an async caller
+        can pause between keys; the set is consistent between any two steps."""
         for entry in snapshot.live.values():
-            changes += self.put(entry.key, entry.value or b"", entry.revision)
+            yield self.put(entry.key, entry.value or b"", entry.revision)
         for entry in snapshot.tombstones.values():
-            changes += self.remove(entry.key, entry.revision)
-        present = {_name(k) for k in (*snapshot.live, *snapshot.tombstones)}
-        for name, revision in list(self._seen.items()):
-            if name not in present and revision <= cutoff:
+            yield self.remove(entry.key, entry.revision)
+        for name in list(self._seen):
+            # Read now, not from the list: the watch may have moved the key since it was taken.
+            revision = self._seen.get(name, cutoff + 1)
+            key = SCHEDULE_PREFIX + name
+            if revision <= cutoff and key not in snapshot.live and key not in snapshot.tombstones:
+                changed = False
                 if name in self._live or name in self._invalid:
                     _log.warning("schedule %s vanished without a watch event; removed on resync", name)
-                    changes += self.remove(SCHEDULE_PREFIX + name, cutoff + 1)
-                del self._seen[name]  # fully gone: a later Create has a higher revision anyway
-        return changes
+                    changed = self.remove(key, cutoff + 1)
+                self._seen.pop(name, None)  # fully gone: a later Create has a higher revision anyway
+                yield changed
+            else:
+                yield False
 
     def _invalid_changed(self) -> None:
         self._observer.invalid_schedules(Counter(self._invalid.values()))
@@ -242,8 +253,13 @@ class Follower:
         # Checked against the stream leader: a snapshot from a replica still catching up after
         # a node restart would lack recent schedules, and reconcile would remove them as
         # "vanished" although the watch had delivered them.
-        (snapshot,) = await self._store.snapshots((SCHEDULE_PREFIX,))
-        changes = self.set.reconcile(snapshot, summary.last_seq)
+        slices = Slices()
+        changes = 0
+        with bulk_allocation(freeze=False):  # a million entries read, then dropped
+            (snapshot,) = await self._store.snapshots((SCHEDULE_PREFIX,))
+            for changed in self.set.reconcile_steps(snapshot, summary.last_seq):
+                changes += changed
+                await slices.tick()
         self.resyncs += 1
         if changes:
             _log.warning("resync applied %d change(s) the watch had missed", changes)
@@ -287,9 +303,14 @@ class Follower:
                 self.changed.set()
 
     async def _resync_loop(self) -> None:
+        took = 0.0
         while True:
-            await asyncio.sleep(self._resync_s)  # a period, not a wait for an event
+            # A period, not a wait for an event. At most 1/RESYNC_DUTY of the time: a resync of
+            # a million keys takes tens of seconds of a core.
+            await asyncio.sleep(max(self._resync_s, RESYNC_DUTY * took))
+            started = time.monotonic()
             await self._try_resync()
+            took = time.monotonic() - started
             raise_if_cancelling()
 
     async def _try_resync(self) -> None:

@@ -25,6 +25,7 @@ __all__ = ["SLICE_S", "Slices", "bulk_allocation"]
 SLICE_S = 0.02
 _paused = 0  # nesting depth of bulk_allocation() (the follower and the fire loop may overlap)
 _was_enabled = True
+_freeze_pending = False  # an inner bulk_allocation() asked to freeze; done when the outer ends
 
 
 class Slices:
@@ -45,9 +46,10 @@ class Slices:
 
 
 @contextlib.contextmanager
-def bulk_allocation() -> Iterator[None]:
-    """No cyclic collection inside; on the way out everything alive is frozen."""
-    global _paused, _was_enabled
+def bulk_allocation(*, freeze: bool = True) -> Iterator[None]:
+    """No cyclic collection inside; on the way out everything alive is frozen (``freeze``:
+    for what stays, like the schedule set, not for a passing snapshot)."""
+    global _paused, _was_enabled, _freeze_pending
     if _paused == 0:
         _was_enabled = gc.isenabled()
         gc.disable()
@@ -56,7 +58,10 @@ def bulk_allocation() -> Iterator[None]:
         yield
     finally:
         _paused -= 1
+        _freeze_pending = _freeze_pending or freeze
         if _paused == 0:
-            gc.freeze()
+            if _freeze_pending:
+                gc.freeze()
+            _freeze_pending = False
             if _was_enabled:
                 gc.enable()

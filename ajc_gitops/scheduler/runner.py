@@ -115,7 +115,9 @@ class SchedulerService:
 
     async def run(self) -> None:
         cfg = self.config
-        async with Store.open(cfg.connect, reconnect=True) as store:
+        # Two connections: the schedule feed (a watch, resyncs: a million messages at scale) on
+        # its own, so its backlog never sits in front of an election refresh or a fire's acks.
+        async with Store.open(cfg.connect, reconnect=True) as store, Store.open(cfg.connect, reconnect=True) as feed:
             self.store = store
             created = await store.ensure_buckets()
             created += await ensure_task_streams(store)
@@ -143,9 +145,9 @@ class SchedulerService:
                 window=cfg.catchup_window,
             )
             self.follower = follower = Follower(
-                store, local=cfg.zone, resync_s=cfg.resync_s, observer=self.metrics, on_change=fire.schedule_changed
+                feed, local=cfg.zone, resync_s=cfg.resync_s, observer=self.metrics, on_change=fire.schedule_changed
             )
-            with self._monitor(store, follower):
+            with self._monitor((store, feed), follower):
                 try:
                     await self._main(store, follower, elector, fire, group)
                 finally:
@@ -153,13 +155,15 @@ class SchedulerService:
                     await asyncio.shield(elector.release())
 
     @contextlib.contextmanager
-    def _monitor(self, store: Store, follower: Follower) -> Iterator[None]:
+    def _monitor(self, stores: tuple[Store, ...], follower: Follower) -> Iterator[None]:
         port = self.config.monitor_port
         if port is None:
             yield
             return
         try:
-            server = MonitorServer(self.metrics, port, healthy=lambda: store.connected, ready=lambda: follower.ready)
+            server = MonitorServer(
+                self.metrics, port, healthy=lambda: all(s.connected for s in stores), ready=lambda: follower.ready
+            )
         except OSError as exc:
             raise ConfigError(f"--monitor {port}: cannot listen: {exc.strerror or exc}") from None
         self.monitor = server

@@ -68,8 +68,8 @@ class Reads(Connection):
         mismatch (a concurrent purge) is read again. Also returns the leader's last sequence."""
         for _ in range(_SNAPSHOT_ATTEMPTS):
             expected, last_seq = await self._subject_counts(stream, subject_filter)
-            entries = await self._read_last_per_subject(stream, bucket, subject_filter, expected)
-            if {kv_subject(bucket, e.key) for e in entries} >= expected.keys():
+            entries, complete = await self._read_last_per_subject(stream, bucket, subject_filter, expected)
+            if complete:
                 return entries, last_seq
         raise StoreError(
             f"{self.server}: snapshot of {subject_filter} incomplete after "
@@ -110,7 +110,9 @@ class Reads(Connection):
             entries, last_seq = await self._complete_read(stream, bucket, kv_subject(bucket, ">"))
             newest = max((e.revision for e in entries), default=0)
             if newest >= last_seq or not await self._leader_has(stream, last_seq):
-                return tuple(Snapshot.build(p, [e for e in entries if e.key.startswith(p)]) for p in prefixes)
+                # Sorting a million keys is a second of pure Python: in a thread, so the
+                # event loop (a scheduler's election refresh) gets the GIL every few ms.
+                return await asyncio.to_thread(_build, prefixes, entries)
             if time.monotonic() + pause > deadline:
                 raise StoreError(
                     f"{self.server}: bucket {bucket}: every read came from a replica behind the stream "
@@ -122,20 +124,26 @@ class Reads(Connection):
 
     async def _read_last_per_subject(
         self, stream: str, bucket: str, subject_filter: str, expected: Mapping[str, int]
-    ) -> list[Entry]:
+    ) -> tuple[list[Entry], bool]:
+        """The last entry per subject, and whether every subject in ``expected`` was among them
+        (counted as they arrive: no pass over a million keys afterwards)."""
         if not expected:
-            return []
+            return [], True
         strip = len(kv_subject(bucket, ""))
         latest: dict[str, Entry] = {}
         done = asyncio.Event()
+        found = 0
 
         async def on_msg(msg: Msg) -> None:
+            nonlocal found
             meta = msg.metadata
             op = (msg.headers or {}).get(KV_OPERATION, "PUT")
             operation: Operation = "DEL" if op == "DEL" else "PURGE" if op == "PURGE" else "PUT"
             key = msg.subject[strip:]
             rev = meta.sequence.stream
             prev = latest.get(key)
+            if prev is None and msg.subject in expected:
+                found += 1
             if prev is None or prev.revision < rev:
                 value = msg.data if operation == "PUT" else None
                 latest[key] = Entry(key, value, rev, operation)
@@ -172,4 +180,8 @@ class Reads(Connection):
             finally:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-        return list(latest.values())
+        return list(latest.values()), found == len(expected)
+
+
+def _build(prefixes: Sequence[str], entries: Sequence[Entry]) -> tuple[Snapshot, ...]:
+    return tuple(Snapshot.build(p, [e for e in entries if e.key.startswith(p)]) for p in prefixes)
