@@ -57,10 +57,9 @@ def test_bulk_allocation_pauses_the_gc_nests_and_freezes_once() -> None:
             with bulk_allocation(freeze=False):
                 assert not gc.isenabled()
             assert not gc.isenabled()  # the outer one still holds it
-            kept = [object() for _ in range(100)]  # noqa: F841  # tracked objects to freeze
-            kept_list = [[] for _ in range(100)]
+            kept: list[list[int]] = [[] for _ in range(100)]  # GC-tracked objects to freeze
         assert gc.isenabled()
-        assert gc.get_freeze_count() >= frozen + len(kept_list)
+        assert gc.get_freeze_count() >= frozen + len(kept)
         with bulk_allocation(freeze=False):
             pass
         assert gc.isenabled()
