@@ -26,19 +26,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import functools
 import heapq
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule
-from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
+from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
 from ajc_gitops.scheduler.follow import FollowedSchedule
 from ajc_gitops.scheduler.pacing import Slices, bulk_allocation
-from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, every_slots
+from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, next_slot
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
 from ajc_gitops.state import EnqueueOutcome
 from ajc_gitops.store import Store, enqueue_many
@@ -246,9 +244,14 @@ class FireLoop:
         # A track per schedule, a million at scale: in slices, pushed one by one (no heapify
         # pass over the whole heap), the garbage collector paused (pacing.py).
         slices = Slices()
+        schedules = self._schedules()
         with bulk_allocation():
-            for name, fs in list(self._schedules().items()):
-                self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
+            # The names only (a copy of a million items is itself a 0.1 s pass); one removed
+            # meanwhile is skipped, one changed meanwhile is in ``_changes`` (we are active).
+            for name in list(schedules):
+                fs = schedules.get(name)
+                if fs is not None:
+                    self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
                 await slices.tick()
 
     def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int) -> None:
@@ -256,7 +259,7 @@ class FireLoop:
         self._max_revision = max(self._max_revision, fs.revision)
         track = _Track(fs, after_s, self._gen, self._window_ns(fs), since_s)
         self._tracks[name] = track
-        slot = _next_slot(fs, after_s)
+        slot = next_slot(fs.schedule, fs.task.created_at, after_s)
         if slot is not None:
             heapq.heappush(self._heap, (slot, track.gen, name))
 
@@ -290,12 +293,12 @@ class FireLoop:
                 # Out of the window (the wall clock jumped, or the loop stalled): never fire
                 # it; resume at the window's edge instead of walking every skipped slot.
                 track.after_s = oldest_s
-                nxt = _next_slot(track.schedule, oldest_s)
+                nxt = next_slot(track.schedule.schedule, track.schedule.task.created_at, oldest_s)
                 if nxt is not None:
                     heapq.heappush(self._heap, (nxt, gen, name))
                 continue
             track.after_s = slot
-            nxt = _next_slot(track.schedule, slot)
+            nxt = next_slot(track.schedule.schedule, track.schedule.task.created_at, slot)
             if nxt is not None:
                 heapq.heappush(self._heap, (nxt, gen, name))
             due.append(_Due(slot, name, slot < track.since_s))
@@ -318,7 +321,9 @@ class FireLoop:
         created = GoTime(self._clock())
         tasks: list[Task] = []
         dues: list[_Due] = []
+        slices = Slices()
         for d in due:
+            await slices.tick()  # a chunk of 1,024 tasks is ~0.1 s to build here
             fs = self._tracks[d.name].schedule
             try:
                 tasks.append(build_task(fs.task, from_unix(d.slot_s), created=created))
@@ -328,6 +333,8 @@ class FireLoop:
             dues.append(d)
         if not tasks:
             return True
+        if not self._leading(term):  # lost while building: the build gives the loop away
+            return False
         outcomes = await enqueue_many(self._store, tasks, max_in_flight=self._max_in_flight, clock=self._clock)
         for d, task, outcome in zip(dues, tasks, outcomes, strict=True):
             self._account(d, task, outcome)
@@ -372,27 +379,3 @@ class FireLoop:
             if track is not None:
                 retry_at = self._clock() + int(RETRY_S * NANOS_PER_SECOND)
                 heapq.heappush(self._retries, (retry_at, d.slot_s, track.gen, d.name))
-
-
-def _next_slot(fs: FollowedSchedule, after_s: int) -> int | None:
-    """The schedule's first slot strictly after ``after_s`` (Unix seconds)."""
-    try:
-        if isinstance(fs.schedule, EverySchedule):
-            # Anchored on created_at (slots.py), so every member computes the same slots.
-            delay = fs.schedule.delay_seconds
-            anchor_s = fs.task.created_at.unix_ns // NANOS_PER_SECOND
-            end = from_unix(max(after_s, anchor_s) + delay)
-            found = every_slots(delay, fs.task.created_at, from_unix(after_s), end)
-            return to_unix(found[0]) if found else None
-        return _spec_next(fs.schedule, after_s)
-    except (GoTimeRangeError, OverflowError, ValueError):
-        return None
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _spec_next(schedule: SpecSchedule, after_s: int) -> int | None:
-    # Pure and shared: schedules with one spec text share one parsed schedule (follow.py), and
-    # at a term start or a common slot they all ask from the same second, so robfig's Next
-    # (~100 us here) runs once per text instead of once per schedule.
-    nxt = schedule.next(from_unix(after_s))
-    return None if nxt is None else to_unix(nxt)

@@ -229,6 +229,10 @@ class Follower:
         self._ready = asyncio.Event()
         self.changed = asyncio.Event()  # set on every change; clear it after reading
         self.resyncs = 0
+        self.resyncs_skipped = 0
+        # (first_seq, last_seq, messages) of the bucket at a moment the set is known to cover
+        # everything up to: taken before the first watch starts, then before each resync.
+        self._verified: tuple[int, int, int] | None = None
         self.watch_sessions = 0
 
     @property
@@ -247,9 +251,16 @@ class Follower:
             tg.create_task(self._follow(), name="follow-watch")
             tg.create_task(self._resync_loop(), name="follow-resync")
 
-    async def resync(self) -> int:
-        """Reconcile with a complete snapshot; returns the number of changes."""
+    async def resync(self, *, if_changed: bool = False) -> int:
+        """Reconcile with a complete snapshot; returns the number of changes. ``if_changed``:
+        only when the bucket changed since the state the current set is known to cover."""
         summary = await self._store.stream_info_summary(CONFIG_BUCKET)
+        state = (summary.first_seq, summary.last_seq, summary.messages)
+        if if_changed and state == self._verified:
+            # Not one message was written or removed since: there is no event the watch could
+            # have missed, and no reason to read a million keys (the periodic case at scale).
+            self.resyncs_skipped += 1
+            return 0
         # Checked against the stream leader: a snapshot from a replica still catching up after
         # a node restart would lack recent schedules, and reconcile would remove them as
         # "vanished" although the watch had delivered them.
@@ -260,6 +271,7 @@ class Follower:
             for changed in self.set.reconcile_steps(snapshot, summary.last_seq):
                 changes += changed
                 await slices.tick()
+        self._verified = state  # the snapshot covered at least this state
         self.resyncs += 1
         if changes:
             _log.warning("resync applied %d change(s) the watch had missed", changes)
@@ -268,6 +280,11 @@ class Follower:
         return changes
 
     async def _follow(self) -> None:
+        try:
+            summary = await self._store.stream_info_summary(CONFIG_BUCKET)
+            before_watch = (summary.first_seq, summary.last_seq, summary.messages)
+        except AjcError:
+            before_watch = None  # the first periodic resync reads everything
         # The watch hands over queued records without suspending: give the loop back now and
         # then, or a large initial load is one long stall (pacing.py, also for the GC).
         slices = Slices()
@@ -275,18 +292,24 @@ class Follower:
         loading.enter_context(bulk_allocation())
         async with contextlib.aclosing(self._watch(self._store)) as events:
             try:
-                await self._consume(events, slices, loading)
+                await self._consume(events, slices, loading, before_watch)
             finally:
                 loading.close()
 
     async def _consume(
-        self, events: AsyncGenerator[WatchEvent, None], slices: Slices, loading: contextlib.ExitStack
+        self,
+        events: AsyncGenerator[WatchEvent, None],
+        slices: Slices,
+        loading: contextlib.ExitStack,
+        before_watch: tuple[int, int, int] | None,
     ) -> None:
         async for event in events:
             await slices.tick()
             raise_if_cancelling()
             if isinstance(event, InitialDone):
                 loading.close()  # the first complete set is built: freeze it
+                if event.session == 1:
+                    self._verified = before_watch  # its initial values covered that state
                 self.watch_sessions = event.session
                 if event.session > 1:
                     # Re-created watch: changes may have happened while it was away, and
@@ -309,13 +332,13 @@ class Follower:
             # a million keys takes tens of seconds of a core.
             await asyncio.sleep(max(self._resync_s, RESYNC_DUTY * took))
             started = time.monotonic()
-            await self._try_resync()
+            await self._try_resync(if_changed=True)
             took = time.monotonic() - started
             raise_if_cancelling()
 
-    async def _try_resync(self) -> None:
+    async def _try_resync(self, *, if_changed: bool = False) -> None:
         try:
-            await self.resync()
+            await self.resync(if_changed=if_changed)
         except AjcError as exc:
             _log.warning("schedule resync failed: %s", exc)
 

@@ -10,6 +10,7 @@ import gc
 from collections.abc import AsyncGenerator
 
 from ajc_gitops.codec import encode_scheduled_task
+from ajc_gitops.errors import StoreError
 from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.names import SCHEDULE_PREFIX
 from ajc_gitops.scheduler.fire import FireLoop
@@ -35,6 +36,13 @@ class Stalls:
 class Leader:
     is_leader = True
     term = 1
+
+
+class NoServer:
+    """The follower's store, here without a server: no stream state to read."""
+
+    async def stream_info_summary(self, _bucket: str) -> object:
+        raise StoreError("no server in a unit test")
 
 
 def test_probe_keeps_the_longest_stall_per_phase() -> None:
@@ -86,7 +94,7 @@ async def load_and_lead(events: list[WatchEvent]) -> tuple[LoopProbe, Follower, 
 
     observer = Stalls()
     probe = LoopProbe(observer)
-    follower = Follower(None, watch=source)  # type: ignore[arg-type]  # no resync runs this soon
+    follower = Follower(NoServer(), watch=source)  # type: ignore[arg-type]  # no resync runs this soon
     fire = FireLoop(
         None,  # type: ignore[arg-type]  # never enqueues here
         lambda: follower.schedules,
