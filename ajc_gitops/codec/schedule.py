@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
+import sys
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -291,7 +292,9 @@ def _decode_plain(data: bytes) -> ScheduledTask | None:
         if go_type == "string":
             if type(value) is not str:
                 return None
-            fields[key] = value
+            # A fleet repeats its spec texts, queues and task types: one copy each in memory
+            # (a million records hold ~200 MB of duplicates otherwise). Names are unique.
+            fields[key] = value if key == "name" else sys.intern(value)
         elif go_type == "[]uint8":
             if value is None:
                 fields[key] = None

@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, Protocol
@@ -31,7 +31,7 @@ from ajc_gitops.gowire import cron
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
 from ajc_gitops.scheduler.pacing import Slices, bulk_allocation
-from ajc_gitops.state import InitialDone, KvPut, Snapshot, WatchEvent
+from ajc_gitops.state import Entry, InitialDone, KvPut, Snapshot, WatchEvent
 from ajc_gitops.store import Store, raise_if_cancelling, watch_keys
 
 __all__ = [
@@ -141,15 +141,25 @@ class ScheduleSet:
     def reconcile_steps(self, snapshot: Snapshot, cutoff: int) -> Iterator[int]:
         """``reconcile`` one key at a time (the changes each made), so that an async caller
         can pause between keys; the set is consistent between any two steps."""
-        for entry in snapshot.live.values():
-            yield self.put(entry.key, entry.value or b"", entry.revision)
-        for entry in snapshot.tombstones.values():
-            yield self.remove(entry.key, entry.revision)
+        for entry in (*snapshot.live.values(), *snapshot.tombstones.values()):
+            yield self.reconcile_entry(entry)
+        yield from self.vanished_steps({*snapshot.live, *snapshot.tombstones}, cutoff)
+
+    def reconcile_entry(self, entry: Entry) -> bool:
+        """One key of a complete read: newer than what we know wins."""
+        if entry.operation == "PUT":
+            return self.put(entry.key, entry.value or b"", entry.revision)
+        return self.remove(entry.key, entry.revision)
+
+    def vanished_steps(self, present: Container[str], cutoff: int) -> Iterator[bool]:
+        """After a complete read taken once the stream's last sequence was ``cutoff``, whose
+        keys are ``present``: remove, one per step, what we know at a revision ≤ cutoff and
+        the read did not have."""
         for name in list(self._seen):
             # Read now, not from the list: the watch may have moved the key since it was taken.
             revision = self._seen.get(name, cutoff + 1)
             key = SCHEDULE_PREFIX + name
-            if revision <= cutoff and key not in snapshot.live and key not in snapshot.tombstones:
+            if revision <= cutoff and key not in present:
                 changed = False
                 if name in self._live or name in self._invalid:
                     _log.warning("schedule %s vanished without a watch event; removed on resync", name)
@@ -229,10 +239,6 @@ class Follower:
         self._ready = asyncio.Event()
         self.changed = asyncio.Event()  # set on every change; clear it after reading
         self.resyncs = 0
-        self.resyncs_skipped = 0
-        # (first_seq, last_seq, messages) of the bucket at a moment the set is known to cover
-        # everything up to: taken before the first watch starts, then before each resync.
-        self._verified: tuple[int, int, int] | None = None
         self.watch_sessions = 0
 
     @property
@@ -251,27 +257,35 @@ class Follower:
             tg.create_task(self._follow(), name="follow-watch")
             tg.create_task(self._resync_loop(), name="follow-resync")
 
-    async def resync(self, *, if_changed: bool = False) -> int:
-        """Reconcile with a complete snapshot; returns the number of changes. ``if_changed``:
-        only when the bucket changed since the state the current set is known to cover."""
+    async def resync(self) -> int:
+        """Reconcile with a complete snapshot; returns the number of changes."""
         summary = await self._store.stream_info_summary(CONFIG_BUCKET)
-        state = (summary.first_seq, summary.last_seq, summary.messages)
-        if if_changed and state == self._verified:
-            # Not one message was written or removed since: there is no event the watch could
-            # have missed, and no reason to read a million keys (the periodic case at scale).
-            self.resyncs_skipped += 1
-            return 0
         # Checked against the stream leader: a snapshot from a replica still catching up after
         # a node restart would lack recent schedules, and reconcile would remove them as
         # "vanished" although the watch had delivered them.
-        slices = Slices()
+        # Streamed (Store.scan), not a snapshot: a million entries held at once would add
+        # half a gigabyte and take a 0.3 s stall to free. Each is applied as it arrives (only a
+        # newer revision changes anything) and dropped; only the keys are kept, to find the
+        # ones that vanished.
+        present: set[str] = set()
         changes = 0
-        with bulk_allocation(freeze=False):  # a million entries read, then dropped
-            (snapshot,) = await self._store.snapshots((SCHEDULE_PREFIX,))
-            for changed in self.set.reconcile_steps(snapshot, summary.last_seq):
+
+        def start() -> Callable[[Entry], None]:
+            present.clear()
+            return apply
+
+        def apply(entry: Entry) -> None:
+            nonlocal changes
+            if entry.key.startswith(SCHEDULE_PREFIX):
+                present.add(entry.key)
+                changes += self.set.reconcile_entry(entry)
+
+        slices = Slices()
+        with bulk_allocation(freeze=False):
+            await self._store.scan(start)
+            for changed in self.set.vanished_steps(present, summary.last_seq):
                 changes += changed
                 await slices.tick()
-        self._verified = state  # the snapshot covered at least this state
         self.resyncs += 1
         if changes:
             _log.warning("resync applied %d change(s) the watch had missed", changes)
@@ -280,11 +294,6 @@ class Follower:
         return changes
 
     async def _follow(self) -> None:
-        try:
-            summary = await self._store.stream_info_summary(CONFIG_BUCKET)
-            before_watch = (summary.first_seq, summary.last_seq, summary.messages)
-        except AjcError:
-            before_watch = None  # the first periodic resync reads everything
         # The watch hands over queued records without suspending: give the loop back now and
         # then, or a large initial load is one long stall (pacing.py, also for the GC).
         slices = Slices()
@@ -292,24 +301,18 @@ class Follower:
         loading.enter_context(bulk_allocation())
         async with contextlib.aclosing(self._watch(self._store)) as events:
             try:
-                await self._consume(events, slices, loading, before_watch)
+                await self._consume(events, slices, loading)
             finally:
                 loading.close()
 
     async def _consume(
-        self,
-        events: AsyncGenerator[WatchEvent, None],
-        slices: Slices,
-        loading: contextlib.ExitStack,
-        before_watch: tuple[int, int, int] | None,
+        self, events: AsyncGenerator[WatchEvent, None], slices: Slices, loading: contextlib.ExitStack
     ) -> None:
         async for event in events:
             await slices.tick()
             raise_if_cancelling()
             if isinstance(event, InitialDone):
                 loading.close()  # the first complete set is built: freeze it
-                if event.session == 1:
-                    self._verified = before_watch  # its initial values covered that state
                 self.watch_sessions = event.session
                 if event.session > 1:
                     # Re-created watch: changes may have happened while it was away, and
@@ -332,13 +335,13 @@ class Follower:
             # a million keys takes tens of seconds of a core.
             await asyncio.sleep(max(self._resync_s, RESYNC_DUTY * took))
             started = time.monotonic()
-            await self._try_resync(if_changed=True)
+            await self._try_resync()
             took = time.monotonic() - started
             raise_if_cancelling()
 
-    async def _try_resync(self, *, if_changed: bool = False) -> None:
+    async def _try_resync(self) -> None:
         try:
-            await self.resync(if_changed=if_changed)
+            await self.resync()
         except AjcError as exc:
             _log.warning("schedule resync failed: %s", exc)
 
