@@ -235,10 +235,11 @@ def run_scheduler(server: EmbeddedServer, work: Path, fire_s: float, deadline_s:
     )
 
 
-async def tick_lags(url: str, after: float) -> list[float]:
-    """Seconds from each tick task's slot to its record's stream timestamp, slots > ``after``."""
+async def tick_lags(url: str, after: float) -> list[tuple[float, float]]:
+    """(slot, seconds from it to the task record's stream timestamp) of each tick task whose
+    slot is after ``after``."""
     nc = await nats.connect(url)
-    lags: list[float] = []
+    lags: list[tuple[float, float]] = []
     try:
         js = nc.jetstream()
         total = (await js.stream_info("CHORIA_AJ_TASKS")).state.messages
@@ -250,7 +251,7 @@ async def tick_lags(url: str, after: float) -> list[float]:
                 continue
             slot, _ = parse_ksuid(task["id"])
             if slot > after:
-                lags.append(msg.metadata.timestamp.timestamp() - slot)
+                lags.append((slot, msg.metadata.timestamp.timestamp() - slot))
         await sub.unsubscribe()
     finally:
         await nc.close()
@@ -333,7 +334,11 @@ def main() -> int:
             seed_s = time.perf_counter() - seeded
             print(f"seeded {n + args.ticks:,} records in {seed_s:.1f} s ({rate:,.0f}/s)", file=sys.stderr)
             r = run_scheduler(server, work, args.fire_seconds, deadline_s=max(120.0, n / 5000))
-            lags = asyncio.run(tick_lags(server.url, r.lead_wall + 1)) if r.lead_wall else []
+            slot_lags = asyncio.run(tick_lags(server.url, r.lead_wall + 1)) if r.lead_wall else []
+            lags = [lag for _, lag in slot_lags]
+            worst = sorted(slot_lags, key=lambda sl: -sl[1])[:5]
+            print("worst idle lags (s after the lead: ms): " + ", ".join(
+                f"{slot - r.lead_wall:.0f}: {lag * 1000:.0f}" for slot, lag in worst), file=sys.stderr)  # fmt: skip
             if args.keep_log:
                 shutil.copyfile(work / "scheduler.log", args.keep_log)
         pa = plan_apply(work, args.plan_schedules) if args.plan_schedules else None
