@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 __all__ = ["SLICE_S", "Slices", "bulk_allocation"]
 
 SLICE_S = 0.02
+YIELD_S = 0.0005
 _paused = 0  # nesting depth of bulk_allocation() (the follower and the fire loop may overlap)
 _was_enabled = True
 _freeze_pending = False  # an inner bulk_allocation() asked to freeze; done when the outer ends
@@ -40,7 +41,9 @@ class Slices:
 
     async def tick(self) -> None:
         if self._monotonic() > self._end:
-            await asyncio.sleep(0)
+            # Not sleep(0): that requeues us ahead of the timers falling due meanwhile (the
+            # election refresh, the fire loop's wake-up), which would then wait two slices.
+            await asyncio.sleep(YIELD_S)
             self.yields += 1
             self._end = self._monotonic() + self._slice_s
 
