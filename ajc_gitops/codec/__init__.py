@@ -20,6 +20,7 @@ from ajc_gitops.codec.member import check_member_name, decode_member, encode_mem
 from ajc_gitops.codec.schedule import (
     Decoded,
     DecodeError,
+    decode_go,
     decode_or_raise,
     decode_scheduled_task,
     encode_scheduled_task,
@@ -37,6 +38,7 @@ __all__ = [
     "EncodeError",
     "MarkerError",
     "check_member_name",
+    "decode_go",
     "decode_marker",
     "decode_member",
     "decode_or_raise",

@@ -18,7 +18,9 @@ as lone surrogates U+DC80..U+DCFF (``surrogateescape``), see :func:`gojson.go_by
 from __future__ import annotations
 
 import binascii
+import json
 import re
+import sys
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -27,7 +29,7 @@ from ajc_gitops.gowire.gomarshal import marshal_bytes, marshal_int64, marshal_st
 from ajc_gitops.gowire.gotime import GoTimeParseError, parse_json_time
 from ajc_gitops.model import ZERO_TIME, ScheduledTask
 
-__all__ = ["DecodeError", "Decoded", "decode_or_raise", "decode_scheduled_task", "encode_scheduled_task"]
+__all__ = ["DecodeError", "Decoded", "decode_go", "decode_or_raise", "decode_scheduled_task", "encode_scheduled_task"]
 
 DecodeKind = Literal["syntax", "type", "base64", "time"]
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -265,8 +267,67 @@ def _match_field(key: str) -> str | None:
     return folded if folded in _GO_TYPES else None
 
 
+def _decode_plain(data: bytes) -> ScheduledTask | None:
+    """The common record, decoded by the C ``json`` module: ~10x faster than ``_Decoder``,
+    which a scheduler loading a million records needs. None when the record is not plainly
+    one where Python's and Go's decoders must agree; then ``_Decoder`` decides.
+
+    Plain means: printable ASCII with no backslash (no escapes, no UTF-8 or surrogate
+    questions, and no quote inside a string, so each ``":`` ends a key and counting them
+    proves no key repeats), one object whose keys are all exact Go field names (no folding,
+    no legacy ``MaxTries``), strings where Go wants strings, int64 integers where it wants
+    numbers (``json`` makes ``1.0``, ``1e3``, ``NaN`` floats), a base64 string or ``null``
+    payload and a ``null`` nowhere else (a ``null`` keeps Go's zero value but would also
+    reset the payload: ``_Decoder``'s job).
+    """
+    if not data.isascii() or b"\\" in data:
+        return None
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: deep nesting, which Go reports
+        return None
+    if type(obj) is not dict or data.count(b'":') != len(obj) or not obj.keys() <= _GO_TYPES.keys():
+        return None
+    fields: dict[str, object] = {"name": "", "schedule": "", "queue": "", "task_type": ""}
+    for key, value in obj.items():
+        go_type = _GO_TYPES[key]
+        if go_type == "string":
+            if type(value) is not str:
+                return None
+            # A fleet repeats its spec texts, queues and task types: one copy each in memory
+            # (a million records hold ~200 MB of duplicates otherwise). Names are unique.
+            fields[key] = value if key == "name" else sys.intern(value)
+        elif go_type == "[]uint8":
+            if value is None:
+                fields[key] = None
+            elif type(value) is str and _B64_VALID.fullmatch(raw := value.encode()):
+                fields[key] = binascii.a2b_base64(raw)
+            else:
+                return None
+        elif go_type == "time.Time":
+            if type(value) is not str:
+                return None
+            try:
+                fields[key] = parse_json_time(b'"' + value.encode() + b'"')
+            except GoTimeParseError:
+                return None
+        elif type(value) is int and _INT64_MIN <= value <= _INT64_MAX:
+            fields["deadline_ns" if key == "deadline" else key] = value
+        else:
+            return None
+    return ScheduledTask(**fields)  # type: ignore[arg-type]
+
+
 def decode_scheduled_task(data: bytes) -> Decoded:
     """``json.Unmarshal(data, &ScheduledTask{})`` exactly as Go 1.19 does it."""
+    plain = _decode_plain(data)
+    if plain is not None:
+        return Decoded(task=plain, error=None)
+    return decode_go(data)
+
+
+def decode_go(data: bytes) -> Decoded:
+    """``decode_scheduled_task`` by the Go-exact decoder alone (its tests compare the two)."""
     try:
         gojson.check_valid(data)
     except gojson.GoSyntaxError as exc:

@@ -32,11 +32,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ajc_gitops.gowire.cron import EverySchedule
-from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
+from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
 from ajc_gitops.scheduler.follow import FollowedSchedule
-from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, every_slots
+from ajc_gitops.scheduler.pacing import Slices, bulk_allocation
+from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, next_slot
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
 from ajc_gitops.state import EnqueueOutcome
 from ajc_gitops.store import Store, enqueue_many
@@ -48,7 +48,6 @@ CHUNK = 1024  # tasks per enqueue_many call; leadership is re-checked between ch
 RETRY_S = 1.0  # an unstored task (``error``) is retried this much later while inside its window
 # The wall clock may be stepped: re-read it at least this often even with nothing due.
 MAX_SLEEP_S = 30.0
-YIELD_EVERY = 2000
 # A slot this late is still an on-time fire, not a catch-up (a busy burst, a slow request):
 # even --catchup-window 0 fires it.
 LATE_GRACE_NS = 5 * NANOS_PER_SECOND
@@ -137,13 +136,15 @@ class FireLoop:
         self._warned: set[tuple[str, int]] = set()
         self._max_revision = 0  # of the records our tracks were built from
         self._progress: tuple[int, int] | None = None
+        self._active = False  # between a term's start and its end: changes are tracked
         self.fired = 0  # tasks stored (enqueued or queue_error), for tests and dev
         self.idle = asyncio.Event()  # set while nothing is due (tests)
 
     # -- hooks --------------------------------------------------------------------------
 
     def schedule_changed(self, name: str, schedule: FollowedSchedule | None) -> None:
-        self._changes[name] = schedule
+        if self._active:  # otherwise the next term starts from the whole current set
+            self._changes[name] = schedule
         self._wake.set()
 
     def wake(self) -> None:
@@ -191,6 +192,7 @@ class FireLoop:
                 async with asyncio.timeout(min(delay / NANOS_PER_SECOND, MAX_SLEEP_S)):
                     await self._wake.wait()
         _log.info("stopped firing: no longer the leader")
+        self._active = False
         self.idle.clear()
         self._progress = None
         self._tracks.clear()
@@ -234,31 +236,34 @@ class FireLoop:
         floor = self._floor(now_ns)
         self._floor_s = None if floor is None else floor // NANOS_PER_SECOND
         self._term_start_s = now_ns // NANOS_PER_SECOND
+        self._active = True
         self._changes.clear()  # the current set below already contains them
         self._progress = None
         self._max_revision = 0
         self._tracks.clear()
         self._heap.clear()
         self._retries.clear()
-        for i, (name, fs) in enumerate(list(self._schedules().items())):
-            self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                # ~20 us per schedule: let the election refresh run (its timeout is ~2 s).
-                await asyncio.sleep(0)
-        heapq.heapify(self._heap)
+        # A track per schedule, a million at scale: in slices, pushed one by one (no heapify
+        # pass over the whole heap), the garbage collector paused (pacing.py).
+        slices = Slices()
+        schedules = self._schedules()
+        with bulk_allocation():
+            # The names only (a copy of a million items is itself a 0.1 s pass); one removed
+            # meanwhile is skipped, one changed meanwhile is in ``_changes`` (we are active).
+            for name in list(schedules):
+                fs = schedules.get(name)
+                if fs is not None:
+                    self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
+                await slices.tick()
 
-    def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int, *, push: bool = False) -> None:
+    def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int) -> None:
         self._gen += 1
         self._max_revision = max(self._max_revision, fs.revision)
         track = _Track(fs, after_s, self._gen, self._window_ns(fs), since_s)
         self._tracks[name] = track
-        slot = _next_slot(fs, after_s)
+        slot = next_slot(fs.schedule, fs.task.created_at, after_s)
         if slot is not None:
-            entry = (slot, track.gen, name)
-            if push:
-                heapq.heappush(self._heap, entry)
-            else:
-                self._heap.append(entry)
+            heapq.heappush(self._heap, (slot, track.gen, name))
 
     def _apply_changes(self, now_ns: int) -> None:
         changes, self._changes = self._changes, {}
@@ -267,7 +272,7 @@ class FireLoop:
             if fs is None:
                 continue  # removed: its heap entries are stale now
             after = self._start_after(fs, now_ns) if old is None else max(old.after_s, now_ns // NANOS_PER_SECOND)
-            self._track(name, fs, after, now_ns // NANOS_PER_SECOND, push=True)
+            self._track(name, fs, after, now_ns // NANOS_PER_SECOND)
 
     def _pop_due(self, now_s: int, now_ns: int) -> list[_Due]:
         due: list[_Due] = []
@@ -290,12 +295,12 @@ class FireLoop:
                 # Out of the window (the wall clock jumped, or the loop stalled): never fire
                 # it; resume at the window's edge instead of walking every skipped slot.
                 track.after_s = oldest_s
-                nxt = _next_slot(track.schedule, oldest_s)
+                nxt = next_slot(track.schedule.schedule, track.schedule.task.created_at, oldest_s)
                 if nxt is not None:
                     heapq.heappush(self._heap, (nxt, gen, name))
                 continue
             track.after_s = slot
-            nxt = _next_slot(track.schedule, slot)
+            nxt = next_slot(track.schedule.schedule, track.schedule.task.created_at, slot)
             if nxt is not None:
                 heapq.heappush(self._heap, (nxt, gen, name))
             due.append(_Due(slot, name, slot < track.since_s))
@@ -318,7 +323,9 @@ class FireLoop:
         created = GoTime(self._clock())
         tasks: list[Task] = []
         dues: list[_Due] = []
+        slices = Slices()
         for d in due:
+            await slices.tick()  # a chunk of 1,024 tasks is ~0.1 s to build here
             fs = self._tracks[d.name].schedule
             try:
                 tasks.append(build_task(fs.task, from_unix(d.slot_s), created=created))
@@ -328,6 +335,8 @@ class FireLoop:
             dues.append(d)
         if not tasks:
             return True
+        if not self._leading(term):  # lost while building: the build gives the loop away
+            return False
         outcomes = await enqueue_many(self._store, tasks, max_in_flight=self._max_in_flight, clock=self._clock)
         for d, task, outcome in zip(dues, tasks, outcomes, strict=True):
             self._account(d, task, outcome)
@@ -377,20 +386,3 @@ class FireLoop:
             if track is not None:
                 retry_at = self._clock() + int(RETRY_S * NANOS_PER_SECOND)
                 heapq.heappush(self._retries, (retry_at, d.slot_s, track.gen, d.name))
-
-
-def _next_slot(fs: FollowedSchedule, after_s: int) -> int | None:
-    """The schedule's first slot strictly after ``after_s`` (Unix seconds)."""
-    try:
-        after = from_unix(after_s)
-        if isinstance(fs.schedule, EverySchedule):
-            # Anchored on created_at (slots.py), so every member computes the same slots.
-            delay = fs.schedule.delay_seconds
-            anchor_s = fs.task.created_at.unix_ns // NANOS_PER_SECOND
-            end = from_unix(max(after_s, anchor_s) + delay)
-            found = every_slots(delay, fs.task.created_at, after, end)
-            return to_unix(found[0]) if found else None
-        nxt = fs.schedule.next(after)
-    except (GoTimeRangeError, OverflowError, ValueError):
-        return None
-    return None if nxt is None else to_unix(nxt)

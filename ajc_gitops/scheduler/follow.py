@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import logging
+import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, Protocol
@@ -28,7 +30,8 @@ from ajc_gitops.errors import AjcError
 from ajc_gitops.gowire import cron
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX
-from ajc_gitops.state import InitialDone, KvPut, Snapshot, WatchEvent
+from ajc_gitops.scheduler.pacing import Slices, bulk_allocation
+from ajc_gitops.state import Entry, InitialDone, KvPut, Snapshot, WatchEvent
 from ajc_gitops.store import Store, raise_if_cancelling, watch_keys
 
 __all__ = [
@@ -40,8 +43,12 @@ __all__ = [
 ]
 
 DEFAULT_RESYNC_S = 60.0
+RESYNC_DUTY = 20
 SkipReason = Literal["decode", "cron", "cron_panic"]
 _log = logging.getLogger(__name__)
+# A fleet repeats a few spec texts many times: parse each once and share the (immutable)
+# result, which also keeps one schedule object per text in memory instead of one per record.
+_parse_cron = functools.lru_cache(maxsize=1 << 16)(cron.parse_standard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +136,38 @@ class ScheduleSet:
         """Apply a snapshot taken after the stream's last sequence was ``cutoff``: newer
         entries win per key; a key the snapshot lacks goes only if we know it at a
         revision ≤ cutoff (anything newer reached us after the snapshot began)."""
-        changes = 0
-        for entry in snapshot.live.values():
-            changes += self.put(entry.key, entry.value or b"", entry.revision)
-        for entry in snapshot.tombstones.values():
-            changes += self.remove(entry.key, entry.revision)
-        present = {_name(k) for k in (*snapshot.live, *snapshot.tombstones)}
-        for name, revision in list(self._seen.items()):
-            if name not in present and revision <= cutoff:
+        return sum(self.reconcile_steps(snapshot, cutoff))
+
+    def reconcile_steps(self, snapshot: Snapshot, cutoff: int) -> Iterator[int]:
+        """``reconcile`` one key at a time (the changes each made), so that an async caller
+        can pause between keys; the set is consistent between any two steps."""
+        for entry in (*snapshot.live.values(), *snapshot.tombstones.values()):
+            yield self.reconcile_entry(entry)
+        yield from self.vanished_steps({*snapshot.live, *snapshot.tombstones}, cutoff)
+
+    def reconcile_entry(self, entry: Entry) -> bool:
+        """One key of a complete read: newer than what we know wins."""
+        if entry.operation == "PUT":
+            return self.put(entry.key, entry.value or b"", entry.revision)
+        return self.remove(entry.key, entry.revision)
+
+    def vanished_steps(self, present: Container[str], cutoff: int) -> Iterator[bool]:
+        """After a complete read taken once the stream's last sequence was ``cutoff``, whose
+        keys are ``present``: remove, one per step, what we know at a revision ≤ cutoff and
+        the read did not have."""
+        for name in list(self._seen):
+            # Read now, not from the list: the watch may have moved the key since it was taken.
+            revision = self._seen.get(name, cutoff + 1)
+            key = SCHEDULE_PREFIX + name
+            if revision <= cutoff and key not in present:
+                changed = False
                 if name in self._live or name in self._invalid:
                     _log.warning("schedule %s vanished without a watch event; removed on resync", name)
-                    changes += self.remove(SCHEDULE_PREFIX + name, cutoff + 1)
-                del self._seen[name]  # fully gone: a later Create has a higher revision anyway
-        return changes
+                    changed = self.remove(key, cutoff + 1)
+                self._seen.pop(name, None)  # fully gone: a later Create has a higher revision anyway
+                yield changed
+            else:
+                yield False
 
     def _invalid_changed(self) -> None:
         self._observer.invalid_schedules(Counter(self._invalid.values()))
@@ -158,7 +184,7 @@ class ScheduleSet:
             # Contract §8.5: Go registers the JSON name but deletes by key; we use the key.
             _log.warning("schedule %s: record says name %r; the key is used", name, task.name)
         try:
-            parsed = cron.parse_standard(task.schedule, self._local)
+            parsed = _parse_cron(task.schedule, self._local)
         except cron.CronError as exc:
             reason: SkipReason = "cron_panic" if exc.panics else "cron"
             _log.warning(
@@ -237,8 +263,32 @@ class Follower:
         # Checked against the stream leader: a snapshot from a replica still catching up after
         # a node restart would lack recent schedules, and reconcile would remove them as
         # "vanished" although the watch had delivered them.
-        (snapshot,) = await self._store.snapshots((SCHEDULE_PREFIX,))
-        changes = self.set.reconcile(snapshot, summary.last_seq)
+        # Streamed (Store.scan), not a snapshot: a million entries held at once would add
+        # half a gigabyte and take a 0.3 s stall to free. Each is applied as it arrives (only a
+        # newer revision changes anything) and dropped; only the keys are kept, to find the
+        # ones that vanished.
+        present: set[str] = set()
+        changes = 0
+
+        def start() -> Callable[[Entry], None]:
+            present.clear()
+            return apply
+
+        def apply(entry: Entry) -> None:
+            nonlocal changes
+            if entry.key.startswith(SCHEDULE_PREFIX):
+                present.add(entry.key)
+                changes += self.set.reconcile_entry(entry)
+
+        slices = Slices()
+        with bulk_allocation(freeze=False):
+            await self._store.scan(start)
+            for changed in self.set.vanished_steps(present, summary.last_seq):
+                changes += changed
+                await slices.tick()
+            while present:  # freed in slices too: a million strings at once are a 50 ms stall
+                present.pop()
+                await slices.tick()
         self.resyncs += 1
         if changes:
             _log.warning("resync applied %d change(s) the watch had missed", changes)
@@ -247,29 +297,49 @@ class Follower:
         return changes
 
     async def _follow(self) -> None:
+        # The watch hands over queued records without suspending: give the loop back now and
+        # then, or a large initial load is one long stall (pacing.py, also for the GC).
+        slices = Slices()
+        loading = contextlib.ExitStack()
+        loading.enter_context(bulk_allocation())
         async with contextlib.aclosing(self._watch(self._store)) as events:
-            async for event in events:
-                raise_if_cancelling()
-                if isinstance(event, InitialDone):
-                    self.watch_sessions = event.session
-                    if event.session > 1:
-                        # Re-created watch: changes may have happened while it was away, and
-                        # deletions do not show up in its initial values.
-                        await self._try_resync()
-                        raise_if_cancelling()
-                    self._mark_ready()
-                    continue
-                if isinstance(event, KvPut):
-                    changed = self.set.put(event.key, event.value, event.revision)
-                else:  # KvDelete | KvPurge: Go readers treat both alike (contract §3)
-                    changed = self.set.remove(event.key, event.revision)
-                if changed:
-                    self.changed.set()
+            try:
+                await self._consume(events, slices, loading)
+            finally:
+                loading.close()
+
+    async def _consume(
+        self, events: AsyncGenerator[WatchEvent, None], slices: Slices, loading: contextlib.ExitStack
+    ) -> None:
+        async for event in events:
+            await slices.tick()
+            raise_if_cancelling()
+            if isinstance(event, InitialDone):
+                loading.close()  # the first complete set is built: freeze it
+                self.watch_sessions = event.session
+                if event.session > 1:
+                    # Re-created watch: changes may have happened while it was away, and
+                    # deletions do not show up in its initial values.
+                    await self._try_resync()
+                    raise_if_cancelling()
+                self._mark_ready()
+                continue
+            if isinstance(event, KvPut):
+                changed = self.set.put(event.key, event.value, event.revision)
+            else:  # KvDelete | KvPurge: Go readers treat both alike (contract §3)
+                changed = self.set.remove(event.key, event.revision)
+            if changed:
+                self.changed.set()
 
     async def _resync_loop(self) -> None:
+        took = 0.0
         while True:
-            await asyncio.sleep(self._resync_s)  # a period, not a wait for an event
+            # A period, not a wait for an event. At most 1/RESYNC_DUTY of the time: a resync of
+            # a million keys takes tens of seconds of a core.
+            await asyncio.sleep(max(self._resync_s, RESYNC_DUTY * took))
+            started = time.monotonic()
             await self._try_resync()
+            took = time.monotonic() - started
             raise_if_cancelling()
 
     async def _try_resync(self) -> None:

@@ -80,8 +80,19 @@ OUR_NAMES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
         "Stranded tasks left in queue_error: past the queue's duplicate window or the task's deadline",
     ),
     "ajc_gitops_scheduler_requeue_pending": ("gauge", (), "Stranded tasks waiting for another requeue attempt"),
+    "ajc_gitops_scheduler_event_loop_stall_seconds": (
+        "histogram",
+        ("phase",),
+        "How late a 10 ms event-loop tick ended (scheduler/loopprobe.py)",
+    ),
+    "ajc_gitops_scheduler_event_loop_stall_max_seconds": (
+        "gauge",
+        ("phase",),
+        "Longest event-loop stall seen, by phase (loading, running)",
+    ),
 }
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_STALL_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _log = logging.getLogger(__name__)
 
 
@@ -136,6 +147,16 @@ class SchedulerMetrics:
             buckets=_LAG_BUCKETS,
             registry=self.registry,
         )
+        self._stall = Histogram(
+            "ajc_gitops_scheduler_event_loop_stall_seconds",
+            OUR_NAMES["ajc_gitops_scheduler_event_loop_stall_seconds"][2],
+            ["phase"],
+            buckets=_STALL_BUCKETS,
+            registry=self.registry,
+        )
+        self._longest_stall: dict[str, float] = {}
+        for phase in ("loading", "running"):
+            self._gauge("ajc_gitops_scheduler_event_loop_stall_max_seconds", phase).set(0)
         self._gauge("choria_asyncjobs_task_scheduler_paused").set(1)  # §8.16: present from start
         self._gauge("choria_asyncjobs_task_scheduler_schedules_total").set(0)
         self._election_gauge("choria_asyncjobs_election_leader").set(0)
@@ -213,6 +234,13 @@ class SchedulerMetrics:
 
     def requeue_pending(self, count: int) -> None:
         self._gauge("ajc_gitops_scheduler_requeue_pending").set(count)
+    # -- the event loop (scheduler.loopprobe.StallObserver) ----------------------------------
+
+    def loop_stall(self, phase: str, seconds: float) -> None:
+        self._stall.labels(phase).observe(seconds)
+        if seconds >= self._longest_stall.get(phase, -1.0):
+            self._longest_stall[phase] = seconds
+            self._gauge("ajc_gitops_scheduler_event_loop_stall_max_seconds", phase).set(seconds)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from ajc_gitops.scheduler.election import MAX_REQUEST_TIMEOUT_S, ElectionError, 
 from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import DEFAULT_RESYNC_S, Follower
 from ajc_gitops.scheduler.group import GroupTiming, GroupView, GroupWatch
+from ajc_gitops.scheduler.loopprobe import LoopProbe
 from ajc_gitops.scheduler.metrics import MonitorServer, SchedulerMetrics
 from ajc_gitops.scheduler.requeue import Requeuer
 from ajc_gitops.store import NatsElectionKV, Store, ensure_task_streams, publish_leader_elected
@@ -111,11 +112,14 @@ class SchedulerService:
         self.requeuer: Requeuer | None = None
         self.group: GroupWatch | None = None
         self.monitor: MonitorServer | None = None
+        self.probe = LoopProbe(self.metrics)
         self._members_ok = True
 
     async def run(self) -> None:
         cfg = self.config
-        async with Store.open(cfg.connect, reconnect=True) as store:
+        # Two connections: the schedule feed (a watch, resyncs: a million messages at scale) on
+        # its own, so its backlog never sits in front of an election refresh or a fire's acks.
+        async with Store.open(cfg.connect, reconnect=True) as store, Store.open(cfg.connect, reconnect=True) as feed:
             self.store = store
             created = await store.ensure_buckets()
             created += await ensure_task_streams(store)
@@ -145,9 +149,9 @@ class SchedulerService:
                 stranded=requeuer.add,
             )
             self.follower = follower = Follower(
-                store, local=cfg.zone, resync_s=cfg.resync_s, observer=self.metrics, on_change=fire.schedule_changed
+                feed, local=cfg.zone, resync_s=cfg.resync_s, observer=self.metrics, on_change=fire.schedule_changed
             )
-            with self._monitor(store, follower):
+            with self._monitor((store, feed), follower):
                 try:
                     await self._main(store, follower, elector, fire, group, requeuer)
                 finally:
@@ -155,13 +159,15 @@ class SchedulerService:
                     await asyncio.shield(elector.release())
 
     @contextlib.contextmanager
-    def _monitor(self, store: Store, follower: Follower) -> Iterator[None]:
+    def _monitor(self, stores: tuple[Store, ...], follower: Follower) -> Iterator[None]:
         port = self.config.monitor_port
         if port is None:
             yield
             return
         try:
-            server = MonitorServer(self.metrics, port, healthy=lambda: store.connected, ready=lambda: follower.ready)
+            server = MonitorServer(
+                self.metrics, port, healthy=lambda: all(s.connected for s in stores), ready=lambda: follower.ready
+            )
         except OSError as exc:
             raise ConfigError(f"--monitor {port}: cannot listen: {exc.strerror or exc}") from None
         self.monitor = server
@@ -179,11 +185,13 @@ class SchedulerService:
     ) -> None:
         async def fire_when_loaded() -> None:
             await follower.wait_ready()  # never lead on a partial schedule set
+            self.probe.phase = "running"
             await fire.run()
 
         async with asyncio.TaskGroup() as tg:
             firing = tg.create_task(fire_when_loaded(), name="fire")
             others = [
+                tg.create_task(self.probe.run(), name="loop-probe"),
                 tg.create_task(follower.run(), name="follow"),
                 tg.create_task(group.run(), name="group"),
                 tg.create_task(elector.run(), name="election"),

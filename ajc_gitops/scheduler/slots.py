@@ -20,6 +20,7 @@ tasks stream through the deterministic ID.
 from __future__ import annotations
 
 import datetime
+import functools
 
 from ajc_gitops.gowire.cron import EverySchedule, SpecSchedule
 from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
@@ -30,6 +31,7 @@ __all__ = [
     "catchup_window",
     "due_slots",
     "every_slots",
+    "next_slot",
     "slots_between",
 ]
 
@@ -123,3 +125,28 @@ def due_slots(
     if start >= now:
         return []
     return slots_between(schedule, start, now, anchor=anchor)
+
+
+def next_slot(schedule: SpecSchedule | EverySchedule, created_at: GoTime, after_s: int) -> int | None:
+    """The schedule's first slot strictly after ``after_s`` (Unix seconds); None when it has
+    none Go could reach."""
+    try:
+        if isinstance(schedule, EverySchedule):
+            # Anchored on created_at (every_slots), so every member computes the same slots.
+            delay = schedule.delay_seconds
+            anchor_s = created_at.unix_ns // NANOS_PER_SECOND
+            end = from_unix(max(after_s, anchor_s) + delay)
+            found = every_slots(delay, created_at, from_unix(after_s), end)
+            return to_unix(found[0]) if found else None
+        return _spec_next(schedule, after_s)
+    except (GoTimeRangeError, OverflowError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _spec_next(schedule: SpecSchedule, after_s: int) -> int | None:
+    # Pure and shared: schedules with one spec text share one parsed schedule (follow.py), and
+    # at a term start or a common slot they all ask from the same second, so robfig's Next
+    # (~100 us here) runs once per text instead of once per schedule.
+    nxt = schedule.next(from_unix(after_s))
+    return None if nxt is None else to_unix(nxt)

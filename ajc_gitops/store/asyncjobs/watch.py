@@ -140,14 +140,17 @@ async def _session(
             if nc.stats["reconnects"] != reconnects:
                 raise _Restart("reconnected (the consumer may be gone: nats.py #510)")
             try:
-                async with asyncio.timeout(min(1.0, heartbeat_s)):
-                    msg = await queue.get()
-            except TimeoutError:
-                if time.monotonic() - last_activity > 3 * heartbeat_s:
-                    raise _Restart(f"no message or heartbeat for {3 * heartbeat_s:g}s") from None
-                if nc.is_closed:
-                    raise StoreError(f"{store.server}: watch: connection closed") from None
-                continue
+                msg = queue.get_nowait()  # no timer per message while records pour in
+            except asyncio.QueueEmpty:
+                try:
+                    async with asyncio.timeout(min(1.0, heartbeat_s)):
+                        msg = await queue.get()
+                except TimeoutError:
+                    if time.monotonic() - last_activity > 3 * heartbeat_s:
+                        raise _Restart(f"no message or heartbeat for {3 * heartbeat_s:g}s") from None
+                    if nc.is_closed:
+                        raise StoreError(f"{store.server}: watch: connection closed") from None
+                    continue
             last_activity = time.monotonic()
             headers = msg.headers or {}
             status = headers.get("Status")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import nats.js.api
 import nats.js.errors
@@ -63,14 +63,17 @@ class Reads(Connection):
             raise
         return True
 
-    async def _complete_read(self, stream: str, bucket: str, subject_filter: str) -> tuple[list[Entry], int]:
-        """Every key under the filter, checked against the stream's per-subject state; a
-        mismatch (a concurrent purge) is read again. Also returns the leader's last sequence."""
+    async def _complete_read(
+        self, stream: str, bucket: str, subject_filter: str, start: Callable[[], EntrySink]
+    ) -> tuple[int, int]:
+        """Every key under the filter into a sink from ``start()``, checked against the
+        stream's per-subject state; a mismatch (a concurrent purge) is read again into a fresh
+        sink. Returns the leader's last sequence and the newest revision read."""
         for _ in range(_SNAPSHOT_ATTEMPTS):
             expected, last_seq = await self._subject_counts(stream, subject_filter)
-            entries = await self._read_last_per_subject(stream, bucket, subject_filter, expected)
-            if {kv_subject(bucket, e.key) for e in entries} >= expected.keys():
-                return entries, last_seq
+            complete, newest = await self._read_last_per_subject(stream, bucket, subject_filter, expected, start())
+            if complete:
+                return last_seq, newest
         raise StoreError(
             f"{self.server}: snapshot of {subject_filter} incomplete after "
             f"{_SNAPSHOT_ATTEMPTS} attempts (keys changing too fast?)"
@@ -86,8 +89,9 @@ class Reads(Connection):
         """
         if prefix and not prefix.endswith("."):
             raise ValueError(f"snapshot prefix must end with '.', got {prefix!r}")
-        entries, _ = await self._complete_read(kv_stream(bucket), bucket, kv_subject(bucket, prefix + ">"))
-        return Snapshot.build(prefix, entries)
+        latest = _Latest()
+        await self._complete_read(kv_stream(bucket), bucket, kv_subject(bucket, prefix + ">"), latest.start)
+        return Snapshot.build(prefix, list(latest.entries.values()))
 
     async def snapshots(self, prefixes: Sequence[str], *, bucket: str = CONFIG_BUCKET) -> tuple[Snapshot, ...]:
         """The keys under each prefix, read through one consumer on the whole bucket, so the
@@ -103,14 +107,25 @@ class Reads(Connection):
         for prefix in prefixes:
             if not prefix.endswith("."):
                 raise ValueError(f"snapshot prefix must end with '.', got {prefix!r}")
+        latest = _Latest()
+        await self.scan(latest.start, bucket=bucket)
+        # Sorting a million keys is a second of pure Python: in a thread, so that the event
+        # loop (a scheduler's election refresh) gets the GIL every few milliseconds.
+        return await asyncio.to_thread(_build, prefixes, list(latest.entries.values()))
+
+    async def scan(self, start: Callable[[], EntrySink], *, bucket: str = CONFIG_BUCKET) -> int:
+        """``snapshots`` without keeping anything: the last entry of every key of the bucket
+        is handed to a sink from ``start()`` as it arrives (a read that has to be repeated
+        calls ``start()`` again), complete and as new as the stream leader, or a
+        ``StoreError``. Returns the leader's last sequence. For a million keys, where a
+        snapshot would hold every value at once."""
         stream = kv_stream(bucket)
         deadline = time.monotonic() + self._timeout
         pause = _BEHIND_FIRST_PAUSE_S
         while True:
-            entries, last_seq = await self._complete_read(stream, bucket, kv_subject(bucket, ">"))
-            newest = max((e.revision for e in entries), default=0)
+            last_seq, newest = await self._complete_read(stream, bucket, kv_subject(bucket, ">"), start)
             if newest >= last_seq or not await self._leader_has(stream, last_seq):
-                return tuple(Snapshot.build(p, [e for e in entries if e.key.startswith(p)]) for p in prefixes)
+                return last_seq
             if time.monotonic() + pause > deadline:
                 raise StoreError(
                     f"{self.server}: bucket {bucket}: every read came from a replica behind the stream "
@@ -121,24 +136,29 @@ class Reads(Connection):
             pause = min(pause * 2, _BEHIND_MAX_PAUSE_S)
 
     async def _read_last_per_subject(
-        self, stream: str, bucket: str, subject_filter: str, expected: Mapping[str, int]
-    ) -> list[Entry]:
+        self, stream: str, bucket: str, subject_filter: str, expected: dict[str, int], sink: EntrySink
+    ) -> tuple[bool, int]:
+        """The last entry per subject into ``sink``; whether every subject in ``expected``
+        was among them (each is popped as it arrives: no pass over a million keys after), and
+        the newest revision read."""
         if not expected:
-            return []
+            return True, 0
         strip = len(kv_subject(bucket, ""))
-        latest: dict[str, Entry] = {}
         done = asyncio.Event()
+        wanted = len(expected)
+        found = delivered = newest = 0
 
         async def on_msg(msg: Msg) -> None:
+            nonlocal found, delivered, newest
             meta = msg.metadata
             op = (msg.headers or {}).get(KV_OPERATION, "PUT")
             operation: Operation = "DEL" if op == "DEL" else "PURGE" if op == "PURGE" else "PUT"
-            key = msg.subject[strip:]
             rev = meta.sequence.stream
-            prev = latest.get(key)
-            if prev is None or prev.revision < rev:
-                value = msg.data if operation == "PUT" else None
-                latest[key] = Entry(key, value, rev, operation)
+            delivered += 1
+            newest = max(newest, rev)
+            if expected.pop(msg.subject, None) is not None:
+                found += 1
+            sink(Entry(msg.subject[strip:], msg.data if operation == "PUT" else None, rev, operation))
             if meta.num_pending == 0:
                 done.set()
 
@@ -154,22 +174,44 @@ class Reads(Connection):
             )
             try:
                 while not done.is_set():
-                    before = len(latest)
+                    before = delivered
                     try:
                         async with asyncio.timeout(self._timeout):
                             await done.wait()
                     except TimeoutError:
-                        if len(latest) != before:
+                        if delivered != before:
                             continue  # slow but moving
                         # Nothing left for us: keys purged since we counted them. The
                         # caller's completeness check decides whether to retry.
                         if (await sub.consumer_info()).num_pending == 0:
                             break
                         raise StoreError(
-                            f"{self.server}: snapshot: no progress after {self._timeout}s "
-                            f"({len(latest)} of {len(expected)} keys)"
+                            f"{self.server}: snapshot: no progress after {self._timeout}s ({found} of {wanted} keys)"
                         ) from None
             finally:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
-        return list(latest.values())
+        return found == wanted, newest
+
+
+EntrySink = Callable[[Entry], None]
+
+
+class _Latest:
+    """A sink keeping the newest entry per key (an ordered consumer may deliver one twice)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+
+    def start(self) -> EntrySink:
+        self.entries.clear()  # a repeated read starts over
+        return self.add
+
+    def add(self, entry: Entry) -> None:
+        prev = self.entries.get(entry.key)
+        if prev is None or prev.revision < entry.revision:
+            self.entries[entry.key] = entry
+
+
+def _build(prefixes: Sequence[str], entries: Sequence[Entry]) -> tuple[Snapshot, ...]:
+    return tuple(Snapshot.build(p, [e for e in entries if e.key.startswith(p)]) for p in prefixes)
