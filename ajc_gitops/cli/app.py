@@ -23,6 +23,7 @@ from ajc_gitops.commands.options import (
     NextOptions,
     PlanOptions,
     SchedulerOptions,
+    StatusOptions,
     ValidateOptions,
 )
 from ajc_gitops.connect.options import ConnectFlags
@@ -256,6 +257,45 @@ def scheduler(
 ) -> None:
     """Run a leader-electing scheduler for the stored schedules: a drop-in for `ajc task cron scheduler`."""
     options = SchedulerOptions(name, connect, monitor, log_format.value, catchup_window)
+    raise typer.Exit(run_command(options))
+
+
+class StatusFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+@connection_options
+def status(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Schedules to show (default: all).", show_default=False)
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", metavar="DURATION", help="Show the slots due in this window, e.g. 6h.")
+    ] = "24h",
+    output_format: Annotated[StatusFormat, typer.Option("--format", "-o", help="Output format.")] = StatusFormat.text,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            metavar="WHAT",
+            help="Exit 3 when any of these is found: missed, failed, unknown (repeat, or a comma list).",
+            show_default=False,
+        ),
+    ] = None,
+    scan_limit: Annotated[
+        int,
+        typer.Option(
+            "--scan-limit", metavar="N", help="Read at most N task records to match tasks a Go leader created."
+        ),
+    ] = 50_000,
+    *,
+    connect: ConnectFlags,
+) -> None:
+    """Show each schedule's state, next fires, and what became of its slots (read-only)."""
+    options = StatusOptions(tuple(names or ()), connect, since, output_format.value, tuple(fail_on or ()), scan_limit)
     raise typer.Exit(run_command(options))
 
 

@@ -24,7 +24,13 @@ from ajc_gitops.codec.schedule import (
     decode_scheduled_task,
     encode_scheduled_task,
 )
-from ajc_gitops.codec.task import decode_task_progress, encode_task, encode_work_item, task_payload_for_schedule
+from ajc_gitops.codec.task import (
+    decode_task,
+    decode_task_progress,
+    encode_task,
+    encode_work_item,
+    task_payload_for_schedule,
+)
 from ajc_gitops.gowire.gomarshal import EncodeError, go_json_marshal
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "decode_member",
     "decode_or_raise",
     "decode_scheduled_task",
+    "decode_task",
     "decode_task_event",
     "decode_task_progress",
     "encode_leader_elected_event",

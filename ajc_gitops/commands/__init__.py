@@ -16,6 +16,7 @@ from ajc_gitops.commands.options import (
     NextOptions,
     PlanOptions,
     SchedulerOptions,
+    StatusOptions,
     ValidateOptions,
 )
 
@@ -29,6 +30,7 @@ COMMANDS: Mapping[type[CommandOptions], str] = {
     ExportOptions: "ajc_gitops.commands.export",
     DevOptions: "ajc_gitops.commands.dev",
     SchedulerOptions: "ajc_gitops.commands.scheduler",
+    StatusOptions: "ajc_gitops.commands.status",
 }
 
 

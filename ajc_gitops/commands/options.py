@@ -17,6 +17,7 @@ __all__ = [
     "NextOptions",
     "PlanOptions",
     "SchedulerOptions",
+    "StatusOptions",
     "ValidateOptions",
 ]
 
@@ -84,6 +85,23 @@ class SchedulerOptions:
     catchup_window: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StatusOptions:
+    names: tuple[str, ...] = ()  # empty: every schedule
+    connect: ConnectFlags = field(default_factory=ConnectFlags)
+    since: str = "24h"  # a Go duration: the window of due slots shown
+    output_format: str = "text"
+    fail_on: tuple[str, ...] = ()  # as typed: repeated and/or comma lists of missed, failed, unknown
+    scan_limit: int = 50_000
+
+
 CommandOptions = (
-    ValidateOptions | NextOptions | PlanOptions | ApplyOptions | ExportOptions | DevOptions | SchedulerOptions
+    ValidateOptions
+    | NextOptions
+    | PlanOptions
+    | ApplyOptions
+    | ExportOptions
+    | DevOptions
+    | SchedulerOptions
+    | StatusOptions
 )

@@ -207,6 +207,7 @@ class SchedulerService:
     async def _on_term(self) -> None:
         assert self.group is not None and self.store is not None
         self._members_ok = await self.group.refresh_members()
+        self.group.view.leading_since_ns = self.clock()  # shown by `status`, written with our progress
         try:
             await publish_leader_elected(self.store, self.config.name, clock=self.clock)
         except AjcError as exc:
