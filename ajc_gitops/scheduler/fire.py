@@ -33,15 +33,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ajc_gitops.gowire.cron import EverySchedule
-from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
+from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
+from ajc_gitops.scheduler.fire_report import GAP, MISSED_COUNT_CAP, FireMetrics, FireReport
 from ajc_gitops.scheduler.follow import FollowedSchedule
-from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, every_slots
+from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, count_between, next_slot_s
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
 from ajc_gitops.state import EnqueueOutcome
 from ajc_gitops.store import Store, enqueue_many
 
-__all__ = ["FireLoop", "FireMetrics", "LeaderView"]
+__all__ = ["FireLoop", "FireMetrics", "LeaderView"]  # FireMetrics: see fire_report.py
 
 _log = logging.getLogger(__name__)
 CHUNK = 1024  # tasks per enqueue_many call; leadership is re-checked between chunks
@@ -62,20 +63,6 @@ class LeaderView(Protocol):
 
     @property
     def term(self) -> int: ...
-
-
-class FireMetrics(Protocol):
-    """``metrics.SchedulerMetrics`` (contract §6 names plus ours)."""
-
-    def task_scheduled(self, task_type: str, queue: str) -> None: ...
-    def schedule_error(self, task_type: str, queue: str) -> None: ...
-    def enqueued(self, queue: str) -> None: ...
-    def enqueue_error(self, queue: str) -> None: ...
-    def task_stored(self, state: str) -> None: ...
-    def task_store_error(self) -> None: ...
-    def fire_lag(self, seconds: float) -> None: ...
-    def catchup_fire(self) -> None: ...
-    def duplicate_suppressed(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -117,6 +104,7 @@ class FireLoop:
         self._schedules = schedules
         self._leader = leader
         self._metrics = metrics
+        self._report = FireReport(metrics)
         self._floor = floor
         self._handled_through = handled_through
         self._on_term = on_term
@@ -183,12 +171,14 @@ class FireLoop:
                     break
                 continue
             self.idle.set()
+            self._report.idle()  # the term's catch-up, if any, is over: logged once
             self._mark_progress(now_ns)
             delay = self._next_wake_ns(now_ns)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(delay / NANOS_PER_SECOND, MAX_SLEEP_S)):
                     await self._wake.wait()
         _log.info("stopped firing: no longer the leader")
+        self._report.term_ended()
         self.idle.clear()
         self._progress = None
         self._tracks.clear()
@@ -238,12 +228,30 @@ class FireLoop:
         self._tracks.clear()
         self._heap.clear()
         self._retries.clear()
+        self._report.term_started(self._window, self._floor_s)
+        counted: dict[tuple[str, int, int], int] = {}
         for i, (name, fs) in enumerate(list(self._schedules().items())):
+            self._report.missed(name, self._missed_before(fs, now_ns, counted), why=GAP)
             self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 # ~20 us per schedule: let the election refresh run (its timeout is ~2 s).
                 await asyncio.sleep(0)
         heapq.heapify(self._heap)
+
+    def _missed_before(self, fs: FollowedSchedule, now_ns: int, counted: dict[tuple[str, int, int], int]) -> int:
+        """Slots no leader fired that are out of this term's reach: after a previous ajc-gitops
+        leader's recorded progress (so nobody fired them since) and before the window."""
+        handled = self._handled_through(fs.revision)
+        if handled is None:
+            return 0  # nobody recorded how far they fired: a Go leader or an older history
+        lo = max(handled, self._floor_s if self._floor_s is not None else handled)
+        if not fs.task.created_at.is_zero:
+            lo = max(lo, fs.task.created_at.unix_ns // NANOS_PER_SECOND)
+        hi = (now_ns - self._window_ns(fs)) // NANOS_PER_SECOND
+        key = (fs.task.schedule, lo, hi)
+        if key not in counted or isinstance(fs.schedule, EverySchedule):  # @every: per anchor
+            counted[key] = count_between(fs.schedule, fs.task.created_at, lo, hi, cap=MISSED_COUNT_CAP)
+        return counted[key]
 
     def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int, *, push: bool = False) -> None:
         self._gen += 1
@@ -251,6 +259,7 @@ class FireLoop:
         track = _Track(fs, after_s, self._gen, self._window_ns(fs), since_s)
         self._tracks[name] = track
         slot = _next_slot(fs, after_s)
+        self._report.tracked(name, slot)
         if slot is not None:
             entry = (slot, track.gen, name)
             if push:
@@ -263,6 +272,7 @@ class FireLoop:
         for name, fs in changes.items():
             old = self._tracks.pop(name, None)
             if fs is None:
+                self._report.untracked(name)
                 continue  # removed: its heap entries are stale now
             after = self._start_after(fs, now_ns) if old is None else max(old.after_s, now_ns // NANOS_PER_SECOND)
             self._track(name, fs, after, now_ns // NANOS_PER_SECOND, push=True)
@@ -272,12 +282,12 @@ class FireLoop:
         while self._retries and self._retries[0][0] <= now_ns and len(due) < self._chunk:
             _, slot, gen, name = heapq.heappop(self._retries)
             track = self._tracks.get(name)
-            if (
-                track is not None
-                and track.gen == gen
-                and slot * NANOS_PER_SECOND > now_ns - track.window_ns - LATE_GRACE_NS
-            ):
+            if track is None or track.gen != gen:
+                continue
+            if slot * NANOS_PER_SECOND > now_ns - track.window_ns - LATE_GRACE_NS:
                 due.append(_Due(slot, name, True))
+            else:
+                self._report.missed(name, 1, why="not stored before it left the catch-up window")
         while self._heap and self._heap[0][0] <= now_s and len(due) < self._chunk:
             slot, gen, name = heapq.heappop(self._heap)
             track = self._tracks.get(name)
@@ -287,13 +297,18 @@ class FireLoop:
             if slot <= oldest_s:
                 # Out of the window (the wall clock jumped, or the loop stalled): never fire
                 # it; resume at the window's edge instead of walking every skipped slot.
+                fs = track.schedule
+                skipped = 1 + count_between(fs.schedule, fs.task.created_at, slot, oldest_s, cap=MISSED_COUNT_CAP)
+                self._report.missed(name, skipped, why="it left the catch-up window before it could fire")
                 track.after_s = oldest_s
                 nxt = _next_slot(track.schedule, oldest_s)
+                self._report.tracked(name, nxt)
                 if nxt is not None:
                     heapq.heappush(self._heap, (nxt, gen, name))
                 continue
             track.after_s = slot
             nxt = _next_slot(track.schedule, slot)
+            self._report.tracked(name, nxt, period_s=None if nxt is None else nxt - slot)
             if nxt is not None:
                 heapq.heappush(self._heap, (nxt, gen, name))
             due.append(_Due(slot, name, slot < track.since_s))
@@ -340,6 +355,9 @@ class FireLoop:
 
     def _account(self, d: _Due, task: Task, outcome: EnqueueOutcome) -> None:
         m = self._metrics
+        if outcome.status in ("enqueued", "queue_error", "duplicate"):
+            # A duplicate was fired before, by whoever: the slot has its task all the same.
+            self._report.fired(d.name, d.slot_s, catchup=d.catchup and outcome.status != "duplicate")
         if outcome.status in ("enqueued", "queue_error"):
             self.fired += 1
             m.task_stored("new")
@@ -373,17 +391,4 @@ class FireLoop:
 
 
 def _next_slot(fs: FollowedSchedule, after_s: int) -> int | None:
-    """The schedule's first slot strictly after ``after_s`` (Unix seconds)."""
-    try:
-        after = from_unix(after_s)
-        if isinstance(fs.schedule, EverySchedule):
-            # Anchored on created_at (slots.py), so every member computes the same slots.
-            delay = fs.schedule.delay_seconds
-            anchor_s = fs.task.created_at.unix_ns // NANOS_PER_SECOND
-            end = from_unix(max(after_s, anchor_s) + delay)
-            found = every_slots(delay, fs.task.created_at, after, end)
-            return to_unix(found[0]) if found else None
-        nxt = fs.schedule.next(after)
-    except (GoTimeRangeError, OverflowError, ValueError):
-        return None
-    return None if nxt is None else to_unix(nxt)
+    return next_slot_s(fs.schedule, fs.task.created_at, after_s)  # @every: anchored on created_at

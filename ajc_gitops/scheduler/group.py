@@ -174,12 +174,14 @@ class GroupWatch:
         clock: Callable[[], int],
         started_ns: int,
         progress: Callable[[], tuple[int, int] | None] = lambda: None,
+        on_holder: Callable[[str | None, str], None] = lambda _holder, _kind: None,
     ) -> None:
         self._store = store
         self.view = view
         self._clock = clock
         self._started_ns = started_ns
         self._progress = progress  # the fire loop's (handled_through_s, revision) while leading
+        self._on_holder = on_holder  # (holder, "go" | "ajc-gitops") after every read: metrics
         self._persisted: int | None = None
         self._persisted_progress: tuple[int, int] | None = None
 
@@ -218,6 +220,7 @@ class GroupWatch:
         at = self._clock()
         if holder.name is not None and holder.name not in self.view.python_names:
             await self.refresh_members()  # a member that started after our last read?
+        self._on_holder(holder.name, "ajc-gitops" if holder.name in self.view.python_names else "go")
         if self.view.poll_ok(holder.name, at):
             await self._persist()
 

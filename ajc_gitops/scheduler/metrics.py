@@ -13,6 +13,7 @@ Go's counters are named without ``_total``; prometheus_client insists on that su
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import logging
 import threading
@@ -69,6 +70,33 @@ OUR_NAMES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
         "Invalid schedule records skipped",
     ),
     "ajc_gitops_scheduler_invalid_schedules": ("gauge", ("reason",), "Invalid schedule records currently skipped"),
+    # Per schedule and per group (issue 12): what deploy/prometheus/ajc-gitops-alerts.yaml uses.
+    "ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds": (
+        "gauge",
+        ("schedule",),
+        "Cron instant of the schedule's last slot that has its task (this member, while leading)",
+    ),
+    "ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds": (
+        "gauge",
+        ("schedule",),
+        "Cron instant of the schedule's next slot (only while this member leads)",
+    ),
+    "ajc_gitops_scheduler_schedule_period_seconds": (
+        "gauge",
+        ("schedule",),
+        "Seconds from the schedule's latest slot to its next one (only while this member leads)",
+    ),
+    "ajc_gitops_scheduler_missed_slots_total": (
+        "counter",
+        ("schedule",),
+        "Slots this leader knows nobody fired: past the catch-up window, or never stored within it",
+    ),
+    "ajc_gitops_scheduler_group_has_leader": ("gauge", (), "1 while some member (Go or ajc-gitops) holds the key"),
+    "ajc_gitops_scheduler_group_leader": (
+        "gauge",
+        ("leader", "kind"),
+        "1 for the member holding the election key as this member last read it; kind go or ajc-gitops",
+    ),
 }
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _log = logging.getLogger(__name__)
@@ -191,6 +219,40 @@ class SchedulerMetrics:
 
     def duplicate_suppressed(self) -> None:
         self._counters.inc("ajc_gitops_scheduler_duplicate_fires_suppressed_total")
+
+    # -- per schedule (scheduler.fire_report) and per group (scheduler.group) ---------------
+
+    def schedule_fired(self, name: str, slot_s: int) -> None:
+        self._gauge("ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds", name).set(slot_s)
+
+    def schedule_next(self, name: str, slot_s: int | None, period_s: int | None) -> None:
+        """Its next slot while we lead (None: removed, or none left) and, when known, the
+        seconds between its latest slot and that one (the staleness alert's yardstick)."""
+        gauge = self._gauges["ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds"]
+        period = self._gauges["ajc_gitops_scheduler_schedule_period_seconds"]
+        if slot_s is not None:
+            gauge.labels(name).set(slot_s)
+            if period_s is not None:
+                period.labels(name).set(period_s)
+            return
+        for g in (gauge, period):
+            with contextlib.suppress(KeyError):
+                g.remove(name)
+
+    def schedule_missed(self, name: str, count: int) -> None:
+        self._counters.inc("ajc_gitops_scheduler_missed_slots_total", name, amount=count)
+
+    def schedules_cleared(self) -> None:
+        self._gauges["ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds"].clear()
+        self._gauges["ajc_gitops_scheduler_schedule_period_seconds"].clear()
+
+    def group_leader(self, holder: str | None, kind: str) -> None:
+        """The election key as last read: ``holder`` None when nobody holds it."""
+        gauge = self._gauges["ajc_gitops_scheduler_group_leader"]
+        gauge.clear()
+        if holder is not None:
+            gauge.labels(holder, kind).set(1)
+        self._gauge("ajc_gitops_scheduler_group_has_leader").set(0 if holder is None else 1)
 
     # -- reading ---------------------------------------------------------------------------
 

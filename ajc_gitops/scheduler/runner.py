@@ -123,7 +123,12 @@ class SchedulerService:
             timing = await election_timing(kv, allow_short=cfg.allow_short_ttl)
             view = GroupView(cfg.name, GroupTiming.for_ttl(timing.ttl_s, timing.interval_s))
             self.group = group = GroupWatch(
-                store, view, clock=self.clock, started_ns=self.clock(), progress=self._progress
+                store,
+                view,
+                clock=self.clock,
+                started_ns=self.clock(),
+                progress=self._progress,
+                on_holder=self.metrics.group_leader,
             )
             await group.announce()
             self.elector = elector = Elector(

@@ -28,8 +28,10 @@ from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask
 __all__ = [
     "DEFAULT_CATCHUP_WINDOW",
     "catchup_window",
+    "count_between",
     "due_slots",
     "every_slots",
+    "next_slot_s",
     "slots_between",
 ]
 
@@ -123,3 +125,38 @@ def due_slots(
     if start >= now:
         return []
     return slots_between(schedule, start, now, anchor=anchor)
+
+
+def next_slot_s(schedule: SpecSchedule | EverySchedule, anchor: GoTime, after_s: int) -> int | None:
+    """The first slot strictly after ``after_s`` (Unix seconds); ``anchor`` is the record's
+    ``created_at`` (``@every`` only). None when there is none Go could reach."""
+    try:
+        after = from_unix(after_s)
+        if isinstance(schedule, EverySchedule):
+            delay = schedule.delay_seconds
+            anchor_s = anchor.unix_ns // NANOS_PER_SECOND
+            found = every_slots(delay, anchor, after, from_unix(max(after_s, anchor_s) + delay))
+            return to_unix(found[0]) if found else None
+        nxt = schedule.next(after)
+    except (GoTimeRangeError, OverflowError, ValueError):
+        return None
+    return None if nxt is None else to_unix(nxt)
+
+
+def count_between(
+    schedule: SpecSchedule | EverySchedule, anchor: GoTime, after_s: int, through_s: int, *, cap: int
+) -> int:
+    """How many slots lie in ``(after_s, through_s]``, at most ``cap`` (a cron spec is walked
+    slot by slot; ``@every`` is counted on its lattice)."""
+    if through_s <= after_s:
+        return 0
+    if isinstance(schedule, EverySchedule):
+        a, d = anchor.unix_ns // NANOS_PER_SECOND, schedule.delay_seconds
+        first = max(1, (after_s - a) // d + 1)
+        return max(0, min(cap, (through_s - a) // d - first + 1))
+    count = 0
+    slot = next_slot_s(schedule, anchor, after_s)
+    while slot is not None and slot <= through_s and count < cap:
+        count += 1
+        slot = next_slot_s(schedule, anchor, slot)
+    return count
