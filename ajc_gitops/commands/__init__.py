@@ -10,6 +10,7 @@ from typing import cast
 
 from ajc_gitops.commands.options import (
     ApplyOptions,
+    BackfillOptions,
     CommandOptions,
     DevOptions,
     ExportOptions,
@@ -17,6 +18,7 @@ from ajc_gitops.commands.options import (
     PlanOptions,
     SchedulerOptions,
     StatusOptions,
+    TriggerOptions,
     ValidateOptions,
 )
 
@@ -31,6 +33,8 @@ COMMANDS: Mapping[type[CommandOptions], str] = {
     DevOptions: "ajc_gitops.commands.dev",
     SchedulerOptions: "ajc_gitops.commands.scheduler",
     StatusOptions: "ajc_gitops.commands.status",
+    TriggerOptions: "ajc_gitops.commands.trigger",
+    BackfillOptions: "ajc_gitops.commands.backfill",
 }
 
 

@@ -11,6 +11,7 @@ from ajc_gitops.connect.options import ConnectFlags
 
 __all__ = [
     "ApplyOptions",
+    "BackfillOptions",
     "CommandOptions",
     "DevOptions",
     "ExportOptions",
@@ -18,6 +19,7 @@ __all__ = [
     "PlanOptions",
     "SchedulerOptions",
     "StatusOptions",
+    "TriggerOptions",
     "ValidateOptions",
 ]
 
@@ -95,6 +97,23 @@ class StatusOptions:
     scan_limit: int = 50_000
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerOptions:
+    name: str
+    connect: ConnectFlags = field(default_factory=ConnectFlags)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillOptions:
+    name: str
+    start: str  # --from, RFC3339
+    end: str  # --to, RFC3339
+    connect: ConnectFlags = field(default_factory=ConnectFlags)
+    auto_approve: bool = False
+    max_slots: int = 1000
+    scan_limit: int = 50_000
+
+
 CommandOptions = (
     ValidateOptions
     | NextOptions
@@ -104,4 +123,6 @@ CommandOptions = (
     | DevOptions
     | SchedulerOptions
     | StatusOptions
+    | TriggerOptions
+    | BackfillOptions
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from ajc_gitops.status.model import FORMAT_VERSION, ScheduleStatus, SlotKind, SlotStatus, StatusReport
 
-__all__ = ["STATUS_RENDERERS", "render_json", "render_markdown", "render_text"]
+__all__ = ["STATUS_RENDERERS", "render_json", "render_markdown", "render_text", "slot_line"]
 
 
 def _t(seconds: int) -> str:
@@ -39,7 +39,7 @@ def _counts(s: ScheduleStatus) -> str:
     return ", ".join(parts) if parts else "no slots in the window"
 
 
-def _slot_text(slot: SlotStatus) -> str:
+def slot_line(slot: SlotStatus) -> str:
     text = f"{_t(slot.instant_s)}  {slot.kind.value}"
     if slot.catchup and slot.lag_s is not None:
         text += f" (catch-up, +{slot.lag_s:.0f}s)"
@@ -88,7 +88,7 @@ def render_text(report: StatusReport) -> str:
         if s.next_fires:
             out.append("  next: " + ", ".join(_t(n) for n in s.next_fires))
         out.append(f"  slots: {_counts(s)}")
-        out += [f"    {_slot_text(slot)}" for slot in _notable(s)]
+        out += [f"    {slot_line(slot)}" for slot in _notable(s)]
     for name in report.not_found:
         out.append(f"{name}  not found: no scheduled_tasks.{name} record")
     out += ["", _summary(report)]
@@ -169,7 +169,7 @@ def render_markdown(report: StatusReport) -> str:
         nxt = _t(s.next_fires[0]) if s.next_fires else ""
         counts = " | ".join(str(s.count(k)) for k in (SlotKind.FIRED, SlotKind.LATE, SlotKind.MISSED, SlotKind.UNKNOWN))
         out.append(f"| `{_md(s.name)}` | {_md(_state(s))} | {nxt} | {counts} | {s.failed} |")
-    shown = [f"- `{_md(s.name)}` {_md(_slot_text(slot))}" for s in report.schedules for slot in _notable(s)]
+    shown = [f"- `{_md(s.name)}` {_md(slot_line(slot))}" for s in report.schedules for slot in _notable(s)]
     if shown:
         out += ["", "<details><summary>slots worth a look</summary>", "", *shown, "", "</details>"]
     out += [f"- {name}: not found" for name in report.not_found]

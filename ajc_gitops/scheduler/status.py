@@ -41,7 +41,8 @@ _SCAN_SKEW_S = 2
 @dataclass(frozen=True, slots=True)
 class StatusQuery:
     names: tuple[str, ...] = ()  # empty: every schedule
-    since: datetime.timedelta = datetime.timedelta(hours=24)
+    since: datetime.timedelta = datetime.timedelta(hours=24)  # the window ends at until_ns
+    until_ns: int | None = None  # None: now (backfill asks about a range in the past)
     zone: datetime.tzinfo = datetime.UTC  # the scheduler's time.Local (runner.host_zone)
     scan_limit: int = DEFAULT_SCAN_LIMIT
     max_in_flight: int = 1024
@@ -86,20 +87,22 @@ def _classify(name: str, entry: Entry, marker: Entry | None, zone: datetime.tzin
     return _Live(name, ScheduleState.ACTIVE, "", task, parsed, [])
 
 
-def _slots(live: _Live, start_s: int, now_s: int, cache: dict[str, tuple[list[int], tuple[int, ...]]]) -> None:
+def _slots(
+    live: _Live, start_s: int, end_s: int, now_s: int, cache: dict[str, tuple[list[int], tuple[int, ...]]]
+) -> None:
     task, parsed = live.task, live.parsed
     if task is None or parsed is None:
         return
     created_s = None if task.created_at.is_zero else task.created_at.unix_ns // NANOS_PER_SECOND
     lo = start_s if created_s is None else max(start_s, created_s)
-    now = from_unix(now_s)
+    now, end = from_unix(now_s), from_unix(end_s)
     if isinstance(parsed, cron.EverySchedule):
-        live.slots = [to_unix(t) for t in slots_between(parsed, from_unix(lo), now, anchor=task.created_at)]
+        live.slots = [to_unix(t) for t in slots_between(parsed, from_unix(lo), end, anchor=task.created_at)]
         after = slots_between(parsed, now, from_unix(now_s + NEXT_COUNT * parsed.delay_seconds), anchor=task.created_at)
         live.next_fires = tuple(to_unix(t) for t in after[:NEXT_COUNT])
         return
     if task.schedule not in cache:  # every spec with the same text has the same slots
-        slots = [to_unix(t) for t in slots_between(parsed, from_unix(start_s), now)]
+        slots = [to_unix(t) for t in slots_between(parsed, from_unix(start_s), end)]
         cache[task.schedule] = slots, tuple(to_unix(t) for t in cron.next_times(parsed, now, NEXT_COUNT))
     slots, live.next_fires = cache[task.schedule]
     live.slots = slots if lo == start_s else [s for s in slots if s > lo]
@@ -131,7 +134,8 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
     records, markers, members = await _read_config(store)
     holder = await read_holder(store, timeout=store.timeout) if await store.bucket_exists(ELECTIONS_BUCKET) else None
     now_s = now_ns // NANOS_PER_SECOND
-    since_s = now_s - int(query.since.total_seconds())
+    until_s = now_s if query.until_ns is None else min(now_s, query.until_ns // NANOS_PER_SECOND)
+    since_s = until_s - int(query.since.total_seconds())
     wanted = set(query.names)
     lives: list[_Live] = []
     for key, entry in records.items():
@@ -141,7 +145,7 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
         lives.append(_classify(name, entry, markers.get(MARKER_PREFIX + name), query.zone))
     cache: dict[str, tuple[list[int], tuple[int, ...]]] = {}
     for live in lives:
-        _slots(live, since_s, now_s, cache)
+        _slots(live, since_s, until_s, now_s, cache)
 
     ids: dict[tuple[str, int], str] = {}
     for live in lives:
@@ -210,4 +214,5 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
     if not scan_complete:
         undecided = sum(st.count(SlotKind.UNKNOWN) for st in statuses)
         notes.append(f"{undecided:,} slot(s) could not be told (raise --scan-limit to read further)")
-    return StatusReport(store.server, now_s, since_s, _leader(holder, members), tuple(statuses), unknown, tuple(notes))
+    leader = _leader(holder, members)
+    return StatusReport(store.server, now_s, since_s, leader, tuple(statuses), unknown, tuple(notes), until_s)

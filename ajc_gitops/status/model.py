@@ -103,11 +103,12 @@ class LeaderStatus:
 class StatusReport:
     server: str
     now_s: int
-    since_s: int  # the window's start: slots in (since_s, now_s] are shown
+    since_s: int  # the window's start: slots in (since_s, until_s or now_s] are shown
     leader: LeaderStatus
     schedules: tuple[ScheduleStatus, ...]
     not_found: tuple[str, ...] = ()  # names asked for that have no record
     notes: tuple[str, ...] = ()  # about the scan: how far it read, what it could not tell
+    until_s: int | None = None  # the window's end when not now_s (backfill)
 
     def total(self, kind: SlotKind) -> int:
         return sum(s.count(kind) for s in self.schedules)
