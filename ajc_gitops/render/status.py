@@ -87,6 +87,9 @@ def render_text(report: StatusReport) -> str:
         out.append(f"{s.name}  {_state(s)}  {s.schedule}{target}".rstrip())
         if s.next_fires:
             out.append("  next: " + ", ".join(_t(n) for n in s.next_fires))
+        if s.queue_missing:
+            out.append(f"  warning: queue {s.queue} has no stream CHORIA_AJ_Q_{s.queue}: every fire ends in "
+                       f"queue_error; create it with: ajc queue add {s.queue}")  # fmt: skip
         out.append(f"  slots: {_counts(s)}")
         out += [f"    {slot_line(slot)}" for slot in _notable(s)]
     for name in report.not_found:
@@ -137,6 +140,7 @@ def render_json(report: StatusReport) -> str:
                 "schedule": s.schedule,
                 "queue": s.queue,
                 "task_type": s.task_type,
+                "queue_missing": s.queue_missing,
                 "next": [_t(n) for n in s.next_fires],
                 "counts": {k.value: s.count(k) for k in SlotKind} | {"failed": s.failed},
                 "slots": [_slot_json(slot) for slot in s.slots],

@@ -49,6 +49,9 @@ class StatusQuery:
     # Hook for suspend/resume (issue 12 item 1): name -> reason of schedules suspended on
     # purpose, whose record is removed. Filled by that work; shown as ``suspended``.
     suspended: Mapping[str, str] = field(default_factory=dict)
+    # Hook for the missing-queue warning (issue 12 item 5): queues that have no
+    # CHORIA_AJ_Q_<queue> stream, so every fire of their schedules ends in queue_error.
+    missing_queues: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -204,6 +207,7 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
                 task.task_type if task else "",
                 live.next_fires,
                 tuple(slots),
+                queue_missing=task is not None and task.queue in query.missing_queues,
             )
         )
     for name, reason in sorted(query.suspended.items()):

@@ -82,6 +82,7 @@ class ScheduleStatus:
     task_type: str
     next_fires: tuple[int, ...]  # Unix seconds
     slots: tuple[SlotStatus, ...]
+    queue_missing: bool = False  # its queue has no stream: every fire ends in queue_error
 
     def count(self, kind: SlotKind) -> int:
         return sum(1 for s in self.slots if s.kind is kind)

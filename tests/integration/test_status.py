@@ -115,6 +115,11 @@ async def test_a_short_scan_says_unknown_not_missed(nats_server: EmbeddedServer)
     assert report.total(SlotKind.UNKNOWN) > 0
     assert any("could not be told" in n for n in report.notes)
 
+    # The hook the missing-queue check fills (issue 12 item 5): named queues are flagged.
+    async with Store.open(options(nats_server.url)) as store:
+        flagged = await read_status(store, StatusQuery(missing_queues=frozenset({"DEFAULT"})), now_ns=now_s * NS)
+    assert all(s.queue_missing for s in flagged.schedules if s.queue == "DEFAULT")
+
 
 def test_fail_on_gives_an_exit_code(nats_server: EmbeddedServer, capsys: pytest.CaptureFixture[str]) -> None:
     now_s = int(time.time())

@@ -92,3 +92,13 @@ def test_renderers_show_the_problem_slots() -> None:
     doc = json.loads(STATUS_RENDERERS["json"](_report()))
     assert doc["format_version"] == 1 and doc["totals"]["missed"] == 1 and doc["totals"]["failed"] == 1
     assert "| `a` | active |" in STATUS_RENDERERS["markdown"](_report())
+
+
+def test_a_schedule_whose_queue_has_no_stream_says_how_to_create_it() -> None:
+    import dataclasses
+
+    report = _report()
+    missing = dataclasses.replace(report, schedules=(dataclasses.replace(report.schedules[0], queue_missing=True),))
+    assert "ajc queue add Q" in STATUS_RENDERERS["text"](missing)
+    assert json.loads(STATUS_RENDERERS["json"](missing))["schedules"][0]["queue_missing"] is True
+    assert "ajc queue add" not in STATUS_RENDERERS["text"](report)
