@@ -13,7 +13,6 @@ Go's counters are named without ``_total``; prometheus_client insists on that su
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import logging
 import threading
@@ -134,6 +133,43 @@ class _Counters(Collector):
             yield metric
 
 
+_PER_SCHEDULE = (
+    "ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds",
+    "ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds",
+    "ajc_gitops_scheduler_schedule_period_seconds",
+)
+
+
+class _ScheduleGauges(Collector):
+    """The per-schedule gauges as plain dicts: a prometheus_client labelled child costs
+    hundreds of bytes, and a leader of 100,000 schedules holds three series each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: dict[str, dict[str, float]] = {name: {} for name in _PER_SCHEDULE}
+
+    def set(self, name: str, schedule: str, value: float) -> None:
+        with self._lock:
+            self.values[name][schedule] = value
+
+    def remove(self, name: str, schedule: str) -> None:
+        with self._lock:
+            self.values[name].pop(schedule, None)
+
+    def clear(self, name: str) -> None:
+        with self._lock:
+            self.values[name].clear()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshot = {name: dict(series) for name, series in self.values.items()}
+        for name in _PER_SCHEDULE:
+            metric = Metric(name, OUR_NAMES[name][2], "gauge")
+            for schedule, value in sorted(snapshot[name].items()):
+                metric.add_sample(name, {"schedule": schedule}, value)
+            yield metric
+
+
 class SchedulerMetrics:
     """The scheduler's metrics; implements the election and follow observer protocols."""
 
@@ -145,7 +181,9 @@ class SchedulerMetrics:
         GCCollector(registry=self.registry)
         self._counters = _Counters()
         self.registry.register(self._counters)
-        g = {n: s for n, s in {**GO_NAMES, **OUR_NAMES}.items() if s[0] == "gauge"}
+        self._per_schedule = _ScheduleGauges()
+        self.registry.register(self._per_schedule)
+        g = {n: s for n, s in {**GO_NAMES, **OUR_NAMES}.items() if s[0] == "gauge" and n not in _PER_SCHEDULE}
         self._gauges = {n: Gauge(n, doc, list(labels), registry=self.registry) for n, (_, labels, doc) in g.items()}
         self._lag = Histogram(
             "ajc_gitops_scheduler_fire_lag_seconds",
@@ -223,28 +261,26 @@ class SchedulerMetrics:
     # -- per schedule (scheduler.fire_report) and per group (scheduler.group) ---------------
 
     def schedule_fired(self, name: str, slot_s: int) -> None:
-        self._gauge("ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds", name).set(slot_s)
+        self._per_schedule.set("ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds", name, slot_s)
 
     def schedule_next(self, name: str, slot_s: int | None, period_s: int | None) -> None:
         """Its next slot while we lead (None: removed, or none left) and, when known, the
         seconds between its latest slot and that one (the staleness alert's yardstick)."""
-        gauge = self._gauges["ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds"]
-        period = self._gauges["ajc_gitops_scheduler_schedule_period_seconds"]
+        gauges = self._per_schedule
         if slot_s is not None:
-            gauge.labels(name).set(slot_s)
+            gauges.set("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds", name, slot_s)
             if period_s is not None:
-                period.labels(name).set(period_s)
+                gauges.set("ajc_gitops_scheduler_schedule_period_seconds", name, period_s)
             return
-        for g in (gauge, period):
-            with contextlib.suppress(KeyError):
-                g.remove(name)
+        gauges.remove("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds", name)
+        gauges.remove("ajc_gitops_scheduler_schedule_period_seconds", name)
 
     def schedule_missed(self, name: str, count: int) -> None:
         self._counters.inc("ajc_gitops_scheduler_missed_slots_total", name, amount=count)
 
     def schedules_cleared(self) -> None:
-        self._gauges["ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds"].clear()
-        self._gauges["ajc_gitops_scheduler_schedule_period_seconds"].clear()
+        self._per_schedule.clear("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds")
+        self._per_schedule.clear("ajc_gitops_scheduler_schedule_period_seconds")
 
     def group_leader(self, holder: str | None, kind: str) -> None:
         """The election key as last read: ``holder`` None when nobody holds it."""
