@@ -102,3 +102,25 @@ def test_a_schedule_whose_queue_has_no_stream_says_how_to_create_it() -> None:
     assert "ajc queue add Q" in STATUS_RENDERERS["text"](missing)
     assert json.loads(STATUS_RENDERERS["json"](missing))["schedules"][0]["queue_missing"] is True
     assert "ajc queue add" not in STATUS_RENDERERS["text"](report)
+
+
+def test_the_created_time_is_read_as_gos_parser_reads_it() -> None:
+    import random
+
+    from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, parse_rfc3339
+
+    def created(text: str) -> GoTime | None:
+        got = decode_task(json.dumps({"id": "x", "created": text}).encode())
+        assert got is not None
+        return None if got.created.is_zero else got.created
+
+    rng = random.Random(12)
+    for _ in range(5000):
+        text = format_rfc3339nano(GoTime(rng.randrange(-62_135_596_800 * NS + NS, 253_402_300_799 * NS)))
+        assert created(text) == parse_rfc3339(text), text
+    for odd in ["2026-02-31T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00+01:00"]:
+        try:
+            want: GoTime | None = parse_rfc3339(odd)
+        except GoTimeParseError:
+            want = None
+        assert created(odd) == want, odd
