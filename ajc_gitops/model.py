@@ -94,7 +94,10 @@ class MemberRecord:
     member saw may have fired at (None: it never saw one); ``go_leader`` its name.
     ``handled_through_s``/``handled_revision``: while it led, every slot at or before that
     second of every schedule whose record revision is at most ``handled_revision`` was fired
-    (or is out of any window), so a next leader need not attempt those again."""
+    (or is out of any window), so a next leader need not attempt those again.
+    ``leading_since_ns``: when this member's current (or last) term as leader began.
+    ``go_leader_since_ns``: when this member first saw ``go_leader`` holding the key.
+    Both only inform ``status``; nothing schedules from them."""
 
     name: str
     started_ns: int
@@ -102,6 +105,8 @@ class MemberRecord:
     go_horizon_ns: int | None = None
     handled_through_s: int | None = None
     handled_revision: int | None = None
+    leading_since_ns: int | None = None
+    go_leader_since_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,9 @@ __all__ = [
     "RequeueOutcome",
     "RequeueStatus",
     "Snapshot",
+    "StoredMessage",
     "StreamSummary",
+    "TaskScan",
     "WatchEvent",
     "WriteOp",
     "check_not_schedule",
@@ -208,3 +210,25 @@ class RequeueOutcome:
     status: RequeueStatus
     state: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A task record as ``CHORIA_AJ_TASKS`` holds it: the subject's ID token, the body, the
+    stream sequence and the time of its last write (Unix ns, the server's clock; 0 where the
+    read does not need it)."""
+
+    task_id: str
+    data: bytes
+    seq: int
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScan:
+    """A bounded read of task records in stream order. ``complete``: every record written
+    since the scan's start time was read; otherwise the limit cut it short."""
+
+    messages: tuple[StoredMessage, ...]
+    complete: bool
+    scanned: int

@@ -18,11 +18,14 @@ from ajc_gitops.cli.options import connection_options
 from ajc_gitops.commands import run_command
 from ajc_gitops.commands.options import (
     ApplyOptions,
+    BackfillOptions,
     DevOptions,
     ExportOptions,
     NextOptions,
     PlanOptions,
     SchedulerOptions,
+    StatusOptions,
+    TriggerOptions,
     ValidateOptions,
 )
 from ajc_gitops.connect.options import ConnectFlags
@@ -257,6 +260,78 @@ def scheduler(
     """Run a leader-electing scheduler for the stored schedules: a drop-in for `ajc task cron scheduler`."""
     options = SchedulerOptions(name, connect, monitor, log_format.value, catchup_window)
     raise typer.Exit(run_command(options))
+
+
+class StatusFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+@connection_options
+def status(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Schedules to show (default: all).", show_default=False)
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", metavar="DURATION", help="Show the slots due in this window, e.g. 6h.")
+    ] = "24h",
+    output_format: Annotated[StatusFormat, typer.Option("--format", "-o", help="Output format.")] = StatusFormat.text,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            metavar="WHAT",
+            help="Exit 3 when any of these is found: missed, failed, unknown (repeat, or a comma list).",
+            show_default=False,
+        ),
+    ] = None,
+    scan_limit: Annotated[
+        int,
+        typer.Option(
+            "--scan-limit", metavar="N", help="Read at most N task records to match tasks a Go leader created."
+        ),
+    ] = 50_000,
+    *,
+    connect: ConnectFlags,
+) -> None:
+    """Show each schedule's state, next fires, and what became of its slots (read-only)."""
+    options = StatusOptions(tuple(names or ()), connect, since, output_format.value, tuple(fail_on or ()), scan_limit)
+    raise typer.Exit(run_command(options))
+
+
+ScheduleName = Annotated[str, typer.Argument(metavar="NAME", help="The schedule (its scheduled_tasks.NAME key).")]
+
+
+@app.command()
+@connection_options
+def trigger(name: ScheduleName, *, connect: ConnectFlags) -> None:
+    """Create one task of a schedule now, exactly as the scheduler would (a manual fire)."""
+    raise typer.Exit(run_command(TriggerOptions(name, connect)))
+
+
+@app.command()
+@connection_options
+def backfill(
+    name: ScheduleName,
+    start: Annotated[str, typer.Option("--from", metavar="RFC3339", help="First instant of the range (included).")],
+    end: Annotated[str, typer.Option("--to", metavar="RFC3339", help="Last instant of the range (included).")],
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Create without asking (CI).")] = False,
+    max_slots: Annotated[
+        int, typer.Option("--max-slots", metavar="N", help="Refuse a range holding more slots than this.")
+    ] = 1000,
+    scan_limit: Annotated[
+        int,
+        typer.Option(
+            "--scan-limit", metavar="N", help="Read at most N task records to find tasks a Go leader created."
+        ),
+    ] = 50_000,
+    *,
+    connect: ConnectFlags,
+) -> None:
+    """Create the task of every slot in a past range that has none, each under the slot's own ID."""
+    raise typer.Exit(run_command(BackfillOptions(name, start, end, connect, auto_approve, max_slots, scan_limit)))
 
 
 def _debug_requested(argv: list[str]) -> bool:

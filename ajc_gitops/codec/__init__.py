@@ -26,7 +26,13 @@ from ajc_gitops.codec.schedule import (
     encode_scheduled_task,
 )
 from ajc_gitops.codec.sizes import DEFAULT_MAX_PAYLOAD, fire_publish_size, header_block_size, record_publish_size
-from ajc_gitops.codec.task import decode_task_progress, encode_task, encode_work_item, task_payload_for_schedule
+from ajc_gitops.codec.task import (
+    decode_task,
+    decode_task_progress,
+    encode_task,
+    encode_work_item,
+    task_payload_for_schedule,
+)
 from ajc_gitops.gowire.gomarshal import EncodeError, go_json_marshal
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "decode_member",
     "decode_or_raise",
     "decode_scheduled_task",
+    "decode_task",
     "decode_task_event",
     "decode_task_progress",
     "encode_leader_elected_event",

@@ -35,6 +35,11 @@ def encode_member(record: MemberRecord) -> bytes:
         "handled_through_s": record.handled_through_s,
         "handled_revision": record.handled_revision,
     }
+    # Written only when set, so a marker of a member that never led keeps its old bytes.
+    if record.leading_since_ns is not None:
+        body["leading_since_ns"] = record.leading_since_ns
+    if record.go_leader_since_ns is not None:
+        body["go_leader_since_ns"] = record.go_leader_since_ns
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -53,6 +58,8 @@ def decode_member(key: str, value: bytes) -> MemberRecord:
             go_horizon_ns=_int_or_none(body.get("go_horizon_ns")),
             handled_through_s=_int_or_none(body.get("handled_through_s")),
             handled_revision=_int_or_none(body.get("handled_revision")),
+            leading_since_ns=_int_or_none(body.get("leading_since_ns")),
+            go_leader_since_ns=_int_or_none(body.get("go_leader_since_ns")),
         )
     except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
         return MemberRecord(name=name, started_ns=0, go_leader="?", go_horizon_ns=2**62)

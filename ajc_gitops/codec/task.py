@@ -5,11 +5,14 @@ step 3), and the little a scheduler reads back of a stored Task (``decode_task_p
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import cast
 
 from ajc_gitops.gowire.gomarshal import marshal_bytes, marshal_int64, marshal_string, marshal_time
-from ajc_gitops.model import Task
+from ajc_gitops.gowire.gotime import GoTimeParseError, days_from_civil, parse_rfc3339
+from ajc_gitops.model import ZERO_TIME, GoTime, Task, TaskState
 
-__all__ = ["decode_task_progress", "encode_task", "encode_work_item", "task_payload_for_schedule"]
+__all__ = ["decode_task", "decode_task_progress", "encode_task", "encode_work_item", "task_payload_for_schedule"]
 
 
 def task_payload_for_schedule(stored: bytes | None) -> bytes:
@@ -63,3 +66,58 @@ def decode_task_progress(record: bytes) -> tuple[str, int] | None:
     if not isinstance(state, str) or not isinstance(tries, int) or isinstance(tries, bool):
         return None
     return state, tries
+
+
+def _time(value: object) -> GoTime | None:
+    if not isinstance(value, str):
+        return None
+    # What Go's MarshalJSON writes for a UTC time ("2006-01-02T15:04:05.999999999Z") is read
+    # by the C date parser, which also checks the calendar; anything else by Go's own rules.
+    # ``status`` reads hundreds of thousands of these.
+    if len(value) >= 20 and value[10] == "T" and value[-1] == "Z" and value[19] in ".Z":
+        frac = value[20:-1]
+        if len(frac) <= 9 and (frac.isdigit() or value[19] == "Z"):
+            try:
+                dt = datetime.fromisoformat(value)
+            except ValueError:
+                dt = None
+            if dt is not None:
+                days = days_from_civil(dt.year, dt.month, dt.day)
+                seconds = ((days * 24 + dt.hour) * 60 + dt.minute) * 60 + dt.second
+                return GoTime(seconds * 1_000_000_000 + int(frac.ljust(9, "0") or "0"))
+    try:
+        return parse_rfc3339(value)
+    except GoTimeParseError:
+        return None
+
+
+def decode_task(record: bytes) -> Task | None:
+    """What ``status`` shows of a stored Task (any writer: Go's scheduler, a Go worker, ours):
+    ID, type, queue, state, tries, last error and created; None if it is not a Task object.
+    Keys bind case-insensitively as Go's decoder does; payload and deadline are not read."""
+    try:
+        value = json.loads(record)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    # Go writes its keys in lower case; any other spelling is folded (the last duplicate wins).
+    f = value if all(key.islower() for key in value) else {key.lower(): item for key, item in value.items()}
+    texts = [f.get(k, "") for k in ("id", "type", "queue", "state", "last_err")]
+    tries, max_tries = f.get("tries", 0), f.get("max_tries", 0)
+    if not all(isinstance(t, str) for t in texts):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (tries, max_tries)):
+        return None
+    task_id, task_type, queue, state, last_err = cast(list[str], texts)
+    return Task(
+        id=task_id,
+        type=task_type,
+        queue=queue,
+        payload=None,
+        max_tries=max_tries,
+        created=_time(f.get("created")) or ZERO_TIME,
+        state=cast(TaskState, state or "new"),
+        tries=tries,
+        last_err=last_err,
+    )

@@ -10,12 +10,15 @@ from typing import cast
 
 from ajc_gitops.commands.options import (
     ApplyOptions,
+    BackfillOptions,
     CommandOptions,
     DevOptions,
     ExportOptions,
     NextOptions,
     PlanOptions,
     SchedulerOptions,
+    StatusOptions,
+    TriggerOptions,
     ValidateOptions,
 )
 
@@ -29,6 +32,9 @@ COMMANDS: Mapping[type[CommandOptions], str] = {
     ExportOptions: "ajc_gitops.commands.export",
     DevOptions: "ajc_gitops.commands.dev",
     SchedulerOptions: "ajc_gitops.commands.scheduler",
+    StatusOptions: "ajc_gitops.commands.status",
+    TriggerOptions: "ajc_gitops.commands.trigger",
+    BackfillOptions: "ajc_gitops.commands.backfill",
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,34 +50,6 @@ def summary(plan: Plan, applied: Sequence[str], *, complete: bool = True) -> str
     return f"{head}: {counts[Action.CREATE]} added, {changed} changed, {counts[Action.DELETE]} destroyed."
 
 
-async def _ask_in_thread(ask: Callable[[], str]) -> str:
-    """Ask in a daemon thread, so the NATS connection keeps answering pings while a person
-    reads the plan. Not ``asyncio.to_thread``: on ^C, ``asyncio.run`` would wait for that
-    executor thread, i.e. for the person to press Enter."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[str] = loop.create_future()
-
-    def run() -> None:
-        try:
-            text = ask()
-        except BaseException as exc:  # EOF or a closed stdin: deliver it to the waiting side
-            loop.call_soon_threadsafe(_settle, answer, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, answer, text, None)
-
-    threading.Thread(target=run, name="ajc-gitops-confirm", daemon=True).start()
-    return await answer
-
-
-def _settle(future: asyncio.Future[str], text: str | None, exc: BaseException | None) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(text or "")
-
-
 async def _confirm(plan: Plan, opts: ApplyOptions, *, interactive: bool, ask: Callable[[], str]) -> None:
     if opts.auto_approve or not plan.has_changes:
         return
@@ -87,7 +58,7 @@ async def _confirm(plan: Plan, opts: ApplyOptions, *, interactive: bool, ask: Ca
             "refusing to apply without confirmation: stdin is not a terminal; review the plan and "
             "pass --auto-approve, or save it with 'plan --out FILE' and run 'apply FILE'"
         )
-    if await _ask_in_thread(ask) != "yes":
+    if await common.ask_in_thread(ask) != "yes":
         raise ApplyCancelled("apply cancelled: only 'yes' is accepted; nothing was changed")
 
 

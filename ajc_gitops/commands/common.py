@@ -3,9 +3,11 @@ planning against the live store, and the exit codes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -103,3 +105,31 @@ def report_drift(plan: Plan) -> None:
     if drifted:
         shown = ", ".join(drifted[:10]) + (f" and {len(drifted) - 10} more" if len(drifted) > 10 else "")
         output.error(f"warning: drift: {len(drifted)} managed schedule(s) changed outside Git: {shown}")
+
+
+async def ask_in_thread(ask: Callable[[], str]) -> str:
+    """Ask in a daemon thread, so the NATS connection keeps answering pings while a person
+    reads the plan. Not ``asyncio.to_thread``: on ^C, ``asyncio.run`` would wait for that
+    executor thread, i.e. for the person to press Enter."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def run() -> None:
+        try:
+            text = ask()
+        except BaseException as exc:  # EOF or a closed stdin: deliver it to the waiting side
+            loop.call_soon_threadsafe(settle_answer, answer, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle_answer, answer, text, None)
+
+    threading.Thread(target=run, name="ajc-gitops-confirm", daemon=True).start()
+    return await answer
+
+
+def settle_answer(future: asyncio.Future[str], text: str | None, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(text or "")

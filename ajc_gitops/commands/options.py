@@ -11,12 +11,15 @@ from ajc_gitops.connect.options import ConnectFlags
 
 __all__ = [
     "ApplyOptions",
+    "BackfillOptions",
     "CommandOptions",
     "DevOptions",
     "ExportOptions",
     "NextOptions",
     "PlanOptions",
     "SchedulerOptions",
+    "StatusOptions",
+    "TriggerOptions",
     "ValidateOptions",
 ]
 
@@ -84,6 +87,42 @@ class SchedulerOptions:
     catchup_window: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StatusOptions:
+    names: tuple[str, ...] = ()  # empty: every schedule
+    connect: ConnectFlags = field(default_factory=ConnectFlags)
+    since: str = "24h"  # a Go duration: the window of due slots shown
+    output_format: str = "text"
+    fail_on: tuple[str, ...] = ()  # as typed: repeated and/or comma lists of missed, failed, unknown
+    scan_limit: int = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerOptions:
+    name: str
+    connect: ConnectFlags = field(default_factory=ConnectFlags)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillOptions:
+    name: str
+    start: str  # --from, RFC3339
+    end: str  # --to, RFC3339
+    connect: ConnectFlags = field(default_factory=ConnectFlags)
+    auto_approve: bool = False
+    max_slots: int = 1000
+    scan_limit: int = 50_000
+
+
 CommandOptions = (
-    ValidateOptions | NextOptions | PlanOptions | ApplyOptions | ExportOptions | DevOptions | SchedulerOptions
+    ValidateOptions
+    | NextOptions
+    | PlanOptions
+    | ApplyOptions
+    | ExportOptions
+    | DevOptions
+    | SchedulerOptions
+    | StatusOptions
+    | TriggerOptions
+    | BackfillOptions
 )

@@ -22,6 +22,7 @@ from ajc_gitops.commands.options import SchedulerOptions
 from ajc_gitops.connect import ConnectOptions
 from ajc_gitops.errors import AjcError, UsageError
 from ajc_gitops.gowire.durations import DurationError, parse_duration
+from ajc_gitops.gowire.ksuid import parse_ksuid
 from ajc_gitops.scheduler.runner import (
     SHORT_TTL_ENV,
     SchedulerConfig,
@@ -31,9 +32,18 @@ from ajc_gitops.scheduler.runner import (
     host_zone,
     run_service,
 )
+from ajc_gitops.status.classify import LATE_AFTER_S
 from ajc_gitops.store import QueueSpec, Store, ensure_queue, task_events
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "parse_window", "run", "serve_and_tail"]
+__all__ = [
+    "JsonFormatter",
+    "TextFormatter",
+    "catchup_note",
+    "configure_logging",
+    "parse_window",
+    "run",
+    "serve_and_tail",
+]
 
 LOG_FORMATS = ("text", "json")
 
@@ -94,6 +104,22 @@ def parse_window(text: str | None) -> datetime.timedelta | None:
     return datetime.timedelta(microseconds=ns // 1000)
 
 
+def catchup_note(task_id: str, state: str, now_s: float) -> str:
+    """For ``dev``'s task lines: `` (catch-up of HH:MM:SS)`` when a new task was made well after
+    its slot, i.e. a new leader firing what nobody fired meanwhile. Our task IDs carry the slot
+    second in their KSUID time (``scheduler/tasks.py``); Go's carry their creation second, so
+    theirs are never marked."""
+    if state != "new":
+        return ""
+    try:
+        slot_s, _ = parse_ksuid(task_id)
+    except ValueError:
+        return ""
+    if now_s - slot_s <= LATE_AFTER_S:
+        return ""
+    return f" (catch-up of {datetime.datetime.fromtimestamp(slot_s).strftime('%H:%M:%S')})"
+
+
 def run(opts: SchedulerOptions, *, env: Mapping[str, str] | None = None) -> int:
     environ = os.environ if env is None else env
     name, monitor = opts.name, opts.monitor
@@ -126,9 +152,18 @@ async def serve_and_tail(url: str, queues: Sequence[str], *, name: str = "ajc-gi
     async def tail(store: Store) -> None:
         async with contextlib.aclosing(task_events(store)) as events:
             async for e in events:
-                when = datetime.datetime.now().strftime("%H:%M:%S")
+                now = datetime.datetime.now()
                 error = f": {e.last_error}" if e.last_error else ""
-                output.write(f"{when}  {e.state:<11} {e.task_type} -> {e.queue}  task {e.task_id}{error}")
+                note = catchup_note(e.task_id, e.state, now.timestamp())
+                line = f"{e.state:<11} {e.task_type} -> {e.queue}  task {e.task_id}{error}{note}"
+                output.write(f"{now.strftime('%H:%M:%S')}  {line}")
+
+    # The scheduler's own lines about leading and catching up (issue 12 item 6), on stderr.
+    fire_log = logging.getLogger("ajc_gitops.scheduler.fire")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter())
+    fire_log.addHandler(handler)
+    fire_log.setLevel(logging.INFO)
 
     async with Store.open(connect) as store:
         for queue in sorted(set(queues)):

@@ -30,18 +30,25 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task
+from ajc_gitops.scheduler.fire_report import GAP, FireMetrics, FireReport, LeaderView
 from ajc_gitops.scheduler.follow import FollowedSchedule
 from ajc_gitops.scheduler.pacing import Slices, bulk_allocation
-from ajc_gitops.scheduler.slots import DEFAULT_CATCHUP_WINDOW, catchup_window, next_slot
+from ajc_gitops.scheduler.slots import (
+    DEFAULT_CATCHUP_WINDOW,
+    MISSED_COUNT_CAP,
+    catchup_window,
+    count_between,
+    missed_between,
+    next_slot,
+)
 from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
 from ajc_gitops.state import EnqueueOutcome
 from ajc_gitops.store import Store, enqueue_many
 
-__all__ = ["FireLoop", "FireMetrics", "LeaderView"]
+__all__ = ["FireLoop", "FireMetrics", "LeaderView"]  # FireMetrics: fire_report.py; LeaderView: fire_report.py
 
 _log = logging.getLogger(__name__)
 CHUNK = 1024  # tasks per enqueue_many call; leadership is re-checked between chunks
@@ -51,30 +58,6 @@ MAX_SLEEP_S = 30.0
 # A slot this late is still an on-time fire, not a catch-up (a busy burst, a slow request):
 # even --catchup-window 0 fires it.
 LATE_GRACE_NS = 5 * NANOS_PER_SECOND
-
-
-class LeaderView(Protocol):
-    """What the fire loop needs from ``election.Elector``."""
-
-    @property
-    def is_leader(self) -> bool: ...
-
-    @property
-    def term(self) -> int: ...
-
-
-class FireMetrics(Protocol):
-    """``metrics.SchedulerMetrics`` (contract §6 names plus ours)."""
-
-    def task_scheduled(self, task_type: str, queue: str) -> None: ...
-    def schedule_error(self, task_type: str, queue: str) -> None: ...
-    def enqueued(self, queue: str) -> None: ...
-    def enqueue_error(self, queue: str) -> None: ...
-    def task_stored(self, state: str) -> None: ...
-    def task_store_error(self) -> None: ...
-    def fire_lag(self, seconds: float) -> None: ...
-    def catchup_fire(self) -> None: ...
-    def duplicate_suppressed(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -117,6 +100,7 @@ class FireLoop:
         self._schedules = schedules
         self._leader = leader
         self._metrics = metrics
+        self._report = FireReport(metrics)
         self._floor = floor
         self._handled_through = handled_through
         self._on_term = on_term
@@ -186,6 +170,7 @@ class FireLoop:
                     break
                 continue
             self.idle.set()
+            self._report.idle()  # the term's catch-up, if any, is over: logged once
             self._mark_progress(now_ns)
             delay = self._next_wake_ns(now_ns)
             with contextlib.suppress(TimeoutError):
@@ -193,6 +178,7 @@ class FireLoop:
                     await self._wake.wait()
         _log.info("stopped firing: no longer the leader")
         self._active = False
+        self._report.term_ended()
         self.idle.clear()
         self._progress = None
         self._tracks.clear()
@@ -245,6 +231,8 @@ class FireLoop:
         self._retries.clear()
         # A track per schedule, a million at scale: in slices, pushed one by one (no heapify
         # pass over the whole heap), the garbage collector paused (pacing.py).
+        self._report.term_started(self._window, self._floor_s)
+        counted: dict[tuple[str, int, int], int] = {}
         slices = Slices()
         schedules = self._schedules()
         with bulk_allocation():
@@ -253,8 +241,19 @@ class FireLoop:
             for name in list(schedules):
                 fs = schedules.get(name)
                 if fs is not None:
+                    self._report.missed(name, self._missed_before(fs, now_ns, counted), why=GAP)
                     self._track(name, fs, self._start_after(fs, now_ns), self._term_start_s)
                 await slices.tick()
+
+    def _missed_before(self, fs: FollowedSchedule, now_ns: int, counted: dict[tuple[str, int, int], int]) -> int:
+        """Slots no leader fired that are out of this term's reach: after a previous ajc-gitops
+        leader's recorded progress (so nobody fired them since) and before the window."""
+        handled = self._handled_through(fs.revision)
+        if handled is None:
+            return 0  # nobody recorded how far they fired: a Go leader or an older history
+        before_s = (now_ns - self._window_ns(fs)) // NANOS_PER_SECOND
+        task = fs.task
+        return missed_between(task.schedule, fs.schedule, task.created_at, handled, self._floor_s, before_s, counted)
 
     def _track(self, name: str, fs: FollowedSchedule, after_s: int, since_s: int) -> None:
         self._gen += 1
@@ -262,6 +261,7 @@ class FireLoop:
         track = _Track(fs, after_s, self._gen, self._window_ns(fs), since_s)
         self._tracks[name] = track
         slot = next_slot(fs.schedule, fs.task.created_at, after_s)
+        self._report.tracked(name, slot)
         if slot is not None:
             heapq.heappush(self._heap, (slot, track.gen, name))
 
@@ -270,6 +270,7 @@ class FireLoop:
         for name, fs in changes.items():
             old = self._tracks.pop(name, None)
             if fs is None:
+                self._report.untracked(name)
                 continue  # removed: its heap entries are stale now
             after = self._start_after(fs, now_ns) if old is None else max(old.after_s, now_ns // NANOS_PER_SECOND)
             self._track(name, fs, after, now_ns // NANOS_PER_SECOND)
@@ -279,12 +280,12 @@ class FireLoop:
         while self._retries and self._retries[0][0] <= now_ns and len(due) < self._chunk:
             _, slot, gen, name = heapq.heappop(self._retries)
             track = self._tracks.get(name)
-            if (
-                track is not None
-                and track.gen == gen
-                and slot * NANOS_PER_SECOND > now_ns - track.window_ns - LATE_GRACE_NS
-            ):
+            if track is None or track.gen != gen:
+                continue
+            if slot * NANOS_PER_SECOND > now_ns - track.window_ns - LATE_GRACE_NS:
                 due.append(_Due(slot, name, True))
+            else:
+                self._report.missed(name, 1, why="not stored before it left the catch-up window")
         while self._heap and self._heap[0][0] <= now_s and len(due) < self._chunk:
             slot, gen, name = heapq.heappop(self._heap)
             track = self._tracks.get(name)
@@ -294,13 +295,18 @@ class FireLoop:
             if slot <= oldest_s:
                 # Out of the window (the wall clock jumped, or the loop stalled): never fire
                 # it; resume at the window's edge instead of walking every skipped slot.
+                fs = track.schedule
+                skipped = 1 + count_between(fs.schedule, fs.task.created_at, slot, oldest_s, cap=MISSED_COUNT_CAP)
+                self._report.missed(name, skipped, why="it left the catch-up window before it could fire")
                 track.after_s = oldest_s
                 nxt = next_slot(track.schedule.schedule, track.schedule.task.created_at, oldest_s)
+                self._report.tracked(name, nxt)
                 if nxt is not None:
                     heapq.heappush(self._heap, (nxt, gen, name))
                 continue
             track.after_s = slot
             nxt = next_slot(track.schedule.schedule, track.schedule.task.created_at, slot)
+            self._report.tracked(name, nxt, period_s=None if nxt is None else nxt - slot)
             if nxt is not None:
                 heapq.heappush(self._heap, (nxt, gen, name))
             due.append(_Due(slot, name, slot < track.since_s))
@@ -351,6 +357,9 @@ class FireLoop:
 
     def _account(self, d: _Due, task: Task, outcome: EnqueueOutcome) -> None:
         m = self._metrics
+        if outcome.status in ("enqueued", "queue_error", "duplicate"):
+            # A duplicate was fired before, by whoever: the slot has its task all the same.
+            self._report.fired(d.name, d.slot_s, catchup=d.catchup and outcome.status != "duplicate")
         if outcome.status in ("enqueued", "queue_error"):
             self.fired += 1
             m.task_stored("new")

@@ -92,6 +92,8 @@ class GroupView:
         self.go_leader: str | None = None
         self.go_horizon_ns: int | None = None
         self.chain_start_ns: int | None = None  # None: not observing right now
+        self.go_leader_since_ns: int | None = None  # first poll that showed go_leader (status)
+        self.leading_since_ns: int | None = None  # our current term's start (status)
         self._last_poll_ns: int | None = None
         # name -> (handled_through_s, handled_revision) of ajc-gitops leaders, ours included
         self.progress: dict[str, tuple[int, int]] = {}
@@ -104,7 +106,7 @@ class GroupView:
         for m in members:
             self.python_names.add(m.name)
             if m.go_horizon_ns is not None:
-                self._raise_horizon(m.go_horizon_ns, m.go_leader)
+                self._raise_horizon(m.go_horizon_ns, m.go_leader, m.go_leader_since_ns)
             if m.handled_through_s is not None and m.handled_revision is not None:
                 self.progress[m.name] = (m.handled_through_s, m.handled_revision)
 
@@ -124,15 +126,17 @@ class GroupView:
         self._last_poll_ns = at_ns
         if holder is None or holder in self.python_names:
             return False
-        self._raise_horizon(at_ns + self.timing.go_reach_ns, holder)
+        self._raise_horizon(at_ns + self.timing.go_reach_ns, holder, at_ns)
         return True
 
     def poll_failed(self) -> None:
         self.chain_start_ns = None
         self._last_poll_ns = None
 
-    def _raise_horizon(self, horizon_ns: int, leader: str | None) -> None:
+    def _raise_horizon(self, horizon_ns: int, leader: str | None, seen_ns: int | None) -> None:
         if self.go_horizon_ns is None or horizon_ns > self.go_horizon_ns:
+            if leader != self.go_leader or self.go_leader_since_ns is None:
+                self.go_leader_since_ns = seen_ns
             self.go_horizon_ns, self.go_leader = horizon_ns, leader
 
     def floor_ns(self, now_ns: int) -> int | None:
@@ -154,6 +158,8 @@ class GroupView:
             self.go_horizon_ns,
             handled_through_s=None if handled is None else handled[0],
             handled_revision=None if handled is None else handled[1],
+            leading_since_ns=self.leading_since_ns,
+            go_leader_since_ns=self.go_leader_since_ns,
         )
 
 
@@ -168,12 +174,14 @@ class GroupWatch:
         clock: Callable[[], int],
         started_ns: int,
         progress: Callable[[], tuple[int, int] | None] = lambda: None,
+        on_holder: Callable[[str | None, str], None] = lambda _holder, _kind: None,
     ) -> None:
         self._store = store
         self.view = view
         self._clock = clock
         self._started_ns = started_ns
         self._progress = progress  # the fire loop's (handled_through_s, revision) while leading
+        self._on_holder = on_holder  # (holder, "go" | "ajc-gitops") after every read: metrics
         self._persisted: int | None = None
         self._persisted_progress: tuple[int, int] | None = None
 
@@ -212,6 +220,7 @@ class GroupWatch:
         at = self._clock()
         if holder.name is not None and holder.name not in self.view.python_names:
             await self.refresh_members()  # a member that started after our last read?
+        self._on_holder(holder.name, "ajc-gitops" if holder.name in self.view.python_names else "go")
         if self.view.poll_ok(holder.name, at):
             await self._persist()
 

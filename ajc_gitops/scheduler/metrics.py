@@ -1,9 +1,9 @@
 """Every Prometheus object the scheduler exports, and the ``--monitor`` HTTP endpoint.
 
-Names and labels of the Go scheduler are in ``GO_NAMES`` (contract §6), ours in ``OUR_NAMES``;
-nothing else spells a metric name. Differences from Go, on purpose: ``scheduled_count`` and
-``schedule_error_count`` really count (§8.6); the schedules gauge is the number actually
-loaded (§8.3); the paused gauge exists from the start and the leader gauge drops to 0 on
+Names and labels of the Go scheduler are in ``GO_NAMES`` (contract §6), ours in ``OUR_NAMES``
+(both in ``metric_names.py``); nothing else spells a metric name. Differences from Go, on
+purpose: ``scheduled_count`` and ``schedule_error_count`` really count (§8.6); the schedules gauge is the
+number actually loaded (§8.3); the paused gauge exists from the start and the leader gauge drops to 0 on
 shutdown (§8.16). Everything lives on a dedicated ``CollectorRegistry`` (plus process,
 platform and GC collectors, the counterpart of Go's runtime collectors).
 
@@ -28,69 +28,12 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from ajc_gitops.names import ELECTION_KEY
+from ajc_gitops.scheduler.metric_names import GO_NAMES, OUR_NAMES
 
 __all__ = ["GO_NAMES", "OUR_NAMES", "MonitorServer", "SchedulerMetrics"]
 
 SKIP_REASONS = ("decode", "cron", "cron_panic")
 
-# name -> (type, labels, help); contract §6, exactly.
-GO_NAMES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
-    "choria_asyncjobs_task_scheduler_paused": ("gauge", (), "1 while this scheduler is not the leader"),
-    "choria_asyncjobs_task_scheduler_schedules_total": ("gauge", (), "Scheduled tasks currently loaded"),
-    "choria_asyncjobs_task_scheduler_scheduled_count": ("counter", ("type", "queue"), "Tasks created by schedules"),
-    "choria_asyncjobs_task_scheduler_schedule_error_count": (
-        "counter",
-        ("type", "queue"),
-        "Scheduled task creations that failed",
-    ),
-    "choria_asyncjobs_queue_enqueue_count": ("counter", ("queue",), "Work items enqueued"),
-    "choria_asyncjobs_queue_enqueue_error_count": ("counter", ("queue",), "Work items that failed to enqueue"),
-    "choria_asyncjobs_task_update_total": ("counter", ("state",), "Task records stored, by state"),
-    "choria_asyncjobs_task_update_error_total": ("counter", (), "Task records that failed to store"),
-    "choria_asyncjobs_election_campaigns": (
-        "counter",
-        ("election", "identity", "state"),
-        "Election campaigns, by state",
-    ),
-    "choria_asyncjobs_election_leader": ("gauge", ("election", "identity"), "1 while holding the election key"),
-    "choria_asyncjobs_election_interval_seconds": ("gauge", ("election", "identity"), "Campaign interval"),
-}
-OUR_NAMES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
-    "ajc_gitops_scheduler_fire_lag_seconds": ("histogram", (), "Seconds from the cron instant to the task stored"),
-    "ajc_gitops_scheduler_catchup_fires_total": ("counter", (), "Slots fired late after a leaderless gap"),
-    "ajc_gitops_scheduler_duplicate_fires_suppressed_total": (
-        "counter",
-        (),
-        "Fires rejected because the slot's task already existed",
-    ),
-    "ajc_gitops_scheduler_invalid_schedules_skipped_total": (
-        "counter",
-        ("reason",),
-        "Invalid schedule records skipped",
-    ),
-    "ajc_gitops_scheduler_invalid_schedules": ("gauge", ("reason",), "Invalid schedule records currently skipped"),
-    "ajc_gitops_scheduler_requeued_total": (
-        "counter",
-        ("queue",),
-        "Stranded tasks (queue_error for a passing cause) whose work item was resent, record back to new",
-    ),
-    "ajc_gitops_scheduler_requeue_abandoned_total": (
-        "counter",
-        ("queue",),
-        "Stranded tasks left in queue_error: past the queue's duplicate window or the task's deadline",
-    ),
-    "ajc_gitops_scheduler_requeue_pending": ("gauge", (), "Stranded tasks waiting for another requeue attempt"),
-    "ajc_gitops_scheduler_event_loop_stall_seconds": (
-        "histogram",
-        ("phase",),
-        "How late a 10 ms event-loop tick ended (scheduler/loopprobe.py)",
-    ),
-    "ajc_gitops_scheduler_event_loop_stall_max_seconds": (
-        "gauge",
-        ("phase",),
-        "Longest event-loop stall seen, by phase (loading, running)",
-    ),
-}
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _STALL_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _log = logging.getLogger(__name__)
@@ -128,6 +71,43 @@ class _Counters(Collector):
             yield metric
 
 
+_PER_SCHEDULE = (
+    "ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds",
+    "ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds",
+    "ajc_gitops_scheduler_schedule_period_seconds",
+)
+
+
+class _ScheduleGauges(Collector):
+    """The per-schedule gauges as plain dicts: a prometheus_client labelled child costs
+    hundreds of bytes, and a leader of 100,000 schedules holds three series each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values: dict[str, dict[str, float]] = {name: {} for name in _PER_SCHEDULE}
+
+    def set(self, name: str, schedule: str, value: float) -> None:
+        with self._lock:
+            self.values[name][schedule] = value
+
+    def remove(self, name: str, schedule: str) -> None:
+        with self._lock:
+            self.values[name].pop(schedule, None)
+
+    def clear(self, name: str) -> None:
+        with self._lock:
+            self.values[name].clear()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshot = {name: dict(series) for name, series in self.values.items()}
+        for name in _PER_SCHEDULE:
+            metric = Metric(name, OUR_NAMES[name][2], "gauge")
+            for schedule, value in sorted(snapshot[name].items()):
+                metric.add_sample(name, {"schedule": schedule}, value)
+            yield metric
+
+
 class SchedulerMetrics:
     """The scheduler's metrics; implements the election and follow observer protocols."""
 
@@ -139,7 +119,9 @@ class SchedulerMetrics:
         GCCollector(registry=self.registry)
         self._counters = _Counters()
         self.registry.register(self._counters)
-        g = {n: s for n, s in {**GO_NAMES, **OUR_NAMES}.items() if s[0] == "gauge"}
+        self._per_schedule = _ScheduleGauges()
+        self.registry.register(self._per_schedule)
+        g = {n: s for n, s in {**GO_NAMES, **OUR_NAMES}.items() if s[0] == "gauge" and n not in _PER_SCHEDULE}
         self._gauges = {n: Gauge(n, doc, list(labels), registry=self.registry) for n, (_, labels, doc) in g.items()}
         self._lag = Histogram(
             "ajc_gitops_scheduler_fire_lag_seconds",
@@ -241,6 +223,38 @@ class SchedulerMetrics:
         if seconds >= self._longest_stall.get(phase, -1.0):
             self._longest_stall[phase] = seconds
             self._gauge("ajc_gitops_scheduler_event_loop_stall_max_seconds", phase).set(seconds)
+
+    # -- per schedule (scheduler.fire_report) and per group (scheduler.group) ---------------
+
+    def schedule_fired(self, name: str, slot_s: int) -> None:
+        self._per_schedule.set("ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds", name, slot_s)
+
+    def schedule_next(self, name: str, slot_s: int | None, period_s: int | None) -> None:
+        """Its next slot while we lead (None: removed, or none left) and, when known, the
+        seconds between its latest slot and that one (the staleness alert's yardstick)."""
+        gauges = self._per_schedule
+        if slot_s is not None:
+            gauges.set("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds", name, slot_s)
+            if period_s is not None:
+                gauges.set("ajc_gitops_scheduler_schedule_period_seconds", name, period_s)
+            return
+        gauges.remove("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds", name)
+        gauges.remove("ajc_gitops_scheduler_schedule_period_seconds", name)
+
+    def schedule_missed(self, name: str, count: int) -> None:
+        self._counters.inc("ajc_gitops_scheduler_missed_slots_total", name, amount=count)
+
+    def schedules_cleared(self) -> None:
+        self._per_schedule.clear("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds")
+        self._per_schedule.clear("ajc_gitops_scheduler_schedule_period_seconds")
+
+    def group_leader(self, holder: str | None, kind: str) -> None:
+        """The election key as last read: ``holder`` None when nobody holds it."""
+        gauge = self._gauges["ajc_gitops_scheduler_group_leader"]
+        gauge.clear()
+        if holder is not None:
+            gauge.labels(holder, kind).set(1)
+        self._gauge("ajc_gitops_scheduler_group_has_leader").set(0 if holder is None else 1)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -129,7 +129,12 @@ class SchedulerService:
             timing = await election_timing(kv, allow_short=cfg.allow_short_ttl)
             view = GroupView(cfg.name, GroupTiming.for_ttl(timing.ttl_s, timing.interval_s))
             self.group = group = GroupWatch(
-                store, view, clock=self.clock, started_ns=self.clock(), progress=self._progress
+                store,
+                view,
+                clock=self.clock,
+                started_ns=self.clock(),
+                progress=self._progress,
+                on_holder=self.metrics.group_leader,
             )
             await group.announce()
             self.elector = elector = Elector(
@@ -226,6 +231,7 @@ class SchedulerService:
     async def _on_term(self) -> None:
         assert self.group is not None and self.store is not None
         self._members_ok = await self.group.refresh_members()
+        self.group.view.leading_since_ns = self.clock()  # shown by `status`, written with our progress
         try:
             await publish_leader_elected(self.store, self.config.name, clock=self.clock)
         except AjcError as exc:

@@ -28,12 +28,18 @@ from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask
 
 __all__ = [
     "DEFAULT_CATCHUP_WINDOW",
+    "MISSED_COUNT_CAP",
     "catchup_window",
+    "count_between",
     "due_slots",
     "every_slots",
+    "missed_between",
     "next_slot",
     "slots_between",
 ]
+
+# Counting missed slots walks them; a leaderless week of a per-second schedule stops here.
+MISSED_COUNT_CAP = 100_000
 
 DEFAULT_CATCHUP_WINDOW = datetime.timedelta(minutes=5)
 # A guard against a caller asking for years of 1-second slots; no real window comes close.
@@ -150,3 +156,43 @@ def _spec_next(schedule: SpecSchedule, after_s: int) -> int | None:
     # (~100 us here) runs once per text instead of once per schedule.
     nxt = schedule.next(from_unix(after_s))
     return None if nxt is None else to_unix(nxt)
+
+
+def count_between(
+    schedule: SpecSchedule | EverySchedule, anchor: GoTime, after_s: int, through_s: int, *, cap: int
+) -> int:
+    """How many slots lie in ``(after_s, through_s]``, at most ``cap`` (a cron spec is walked
+    slot by slot; ``@every`` is counted on its lattice)."""
+    if through_s <= after_s:
+        return 0
+    if isinstance(schedule, EverySchedule):
+        a, d = anchor.unix_ns // NANOS_PER_SECOND, schedule.delay_seconds
+        first = max(1, (after_s - a) // d + 1)
+        return max(0, min(cap, (through_s - a) // d - first + 1))
+    count = 0
+    slot = next_slot(schedule, anchor, after_s)
+    while slot is not None and slot <= through_s and count < cap:
+        count += 1
+        slot = next_slot(schedule, anchor, slot)
+    return count
+
+
+def missed_between(
+    spec: str,
+    schedule: SpecSchedule | EverySchedule,
+    created_at: GoTime,
+    handled_s: int,
+    floor_s: int | None,
+    before_s: int,
+    counted: dict[tuple[str, int, int], int],
+) -> int:
+    """Slots after ``handled_s`` (how far a previous leader recorded firing), the Go floor and
+    ``created_at``, and up to ``before_s``; ``counted`` shares the count between schedules with
+    one spec text and one range (``@every`` is anchored per schedule, so never shared)."""
+    lo = max(handled_s, floor_s if floor_s is not None else handled_s)
+    if not created_at.is_zero:
+        lo = max(lo, created_at.unix_ns // NANOS_PER_SECOND)
+    key = (spec, lo, before_s)
+    if key not in counted or isinstance(schedule, EverySchedule):
+        counted[key] = count_between(schedule, created_at, lo, before_s, cap=MISSED_COUNT_CAP)
+    return counted[key]

@@ -27,6 +27,18 @@ and the same deadline (a catch-up fire is not given extra time past the slot's o
 which is also why the catch-up window defaults to the deadline, see ``slots.py``), while
 ``created`` is the real creation time passed in by the caller: Go workers and ``ajc`` show it
 as when the task was made, and ``task_age`` in events counts from it.
+
+Manual tasks (``ajc-gitops trigger``) are the same Task with an ID from a second recipe,
+
+    KSUID( time = the trigger's Unix second,
+           payload = SHA-256( b"ajc-gitops/manual-task-id/v1" || 0x00
+                              || uint32_be(len(name)) || name || int64_be(trigger Unix ns)
+                              || 16 random bytes )[:16] )
+
+Its domain string differs from the slot recipe's, so no manual ID is a slot's ID unless
+SHA-256 collides; and even then the tasks stream refuses the second record, since every
+task is stored only onto an empty subject (``Nats-Expected-Last-Subject-Sequence: 0``): a
+trigger can never replace, or stand in for, a slot's task.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
+from collections.abc import Sequence
 
 from ajc_gitops.codec import encode_task, encode_task_state_event, task_payload_for_schedule
 from ajc_gitops.gowire.godate import to_unix
@@ -43,22 +56,27 @@ from ajc_gitops.model import GoTime, ScheduledTask, Task
 
 __all__ = [
     "DEFAULT_MAX_TRIES",
+    "MANUAL_TASK_ID_DOMAIN",
     "TASK_ID_DOMAIN",
     "InvalidTaskError",
     "build_task",
     "fire_record",
+    "manual_task_id",
+    "slot_task_ids",
     "task_id_for",
     "task_state_event",
     "unix_ns",
 ]
 
 TASK_ID_DOMAIN = b"ajc-gitops/task-id/v1"
+MANUAL_TASK_ID_DOMAIN = b"ajc-gitops/manual-task-id/v1"
 DEFAULT_MAX_TRIES = 10  # asyncjobs.go DefaultMaxTries
 # asyncjobs.go validNameMatcher; Go's `$` is end of text, hence fullmatch.
 _GO_VALID_NAME = re.compile(r"[a-zA-Z0-9_:-]+")
 _GO_VALID_NAME_TEXT = "^[a-zA-Z0-9_:-]+$"
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _MICROS_PER_SECOND = 1_000_000
+_NANOS_PER_SECOND = 1_000_000_000
 
 
 class InvalidTaskError(ValueError):
@@ -87,7 +105,36 @@ def task_id_for(schedule_name: str, instant: datetime.datetime) -> str:
     return ksuid_from_parts(to_unix(instant), digest[:PAYLOAD_LEN])
 
 
-def build_task(schedule: ScheduledTask, instant: datetime.datetime, *, created: GoTime) -> Task:
+def slot_task_ids(schedule_name: str, instants_s: Sequence[int]) -> list[str]:
+    """``task_id_for`` of many whole-second instants of one schedule, sharing the hash of the
+    common prefix (``status`` computes hundreds of thousands). Same recipe, same IDs."""
+    name = go_bytes(schedule_name)
+    prefix = hashlib.sha256(TASK_ID_DOMAIN + b"\x00" + len(name).to_bytes(4, "big") + name)
+    ids = []
+    for second in instants_s:
+        h = prefix.copy()
+        h.update((second * _NANOS_PER_SECOND).to_bytes(8, "big", signed=True))
+        ids.append(ksuid_from_parts(second, h.digest()[:PAYLOAD_LEN]))
+    return ids
+
+
+def manual_task_id(schedule_name: str, now_ns: int, nonce: bytes) -> str:
+    """A manual fire's ID (recipe in the module doc); ``nonce`` is 16 random bytes."""
+    name = go_bytes(schedule_name)
+    digest = hashlib.sha256(
+        MANUAL_TASK_ID_DOMAIN
+        + b"\x00"
+        + len(name).to_bytes(4, "big")
+        + name
+        + now_ns.to_bytes(8, "big", signed=True)
+        + nonce
+    ).digest()
+    return ksuid_from_parts(now_ns // _NANOS_PER_SECOND, digest[:PAYLOAD_LEN])
+
+
+def build_task(
+    schedule: ScheduledTask, instant: datetime.datetime, *, created: GoTime, task_id: str | None = None
+) -> Task:
     """The Task Go's ``handlerFactory`` would create for this fire (§4.1), with our ID and a
     deadline counted from the fire instant; raises ``InvalidTaskError`` where ``NewTask`` fails
     (an invalid task type: Go's scheduler validates nothing earlier, §2.4)."""
@@ -96,7 +143,7 @@ def build_task(schedule: ScheduledTask, instant: datetime.datetime, *, created: 
     fire_ns = unix_ns(instant)
     deadline = GoTime(fire_ns + schedule.deadline_ns) if schedule.deadline_ns > 0 else None
     return Task(
-        id=task_id_for(schedule.name, instant),
+        id=task_id if task_id is not None else task_id_for(schedule.name, instant),
         type=schedule.task_type,
         queue=schedule.queue,
         payload=task_payload_for_schedule(schedule.payload),

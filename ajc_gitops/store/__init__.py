@@ -18,6 +18,7 @@ from __future__ import annotations
 from ajc_gitops.store.asyncjobs.election import NatsElectionKV
 from ajc_gitops.store.asyncjobs.events import task_events
 from ajc_gitops.store.asyncjobs.group import read_holder, read_members, write_member
+from ajc_gitops.store.asyncjobs.lookup import get_task_records, scan_task_records
 from ajc_gitops.store.asyncjobs.requeue import queue_duplicate_window, requeue_task
 from ajc_gitops.store.asyncjobs.streams import (
     DEFAULT_QUEUE,
@@ -44,6 +45,7 @@ __all__ = [
     "enqueue_many",
     "ensure_queue",
     "ensure_task_streams",
+    "get_task_records",
     "map_nats_errors",
     "publish_leader_elected",
     "queue_duplicate_window",
@@ -52,6 +54,7 @@ __all__ = [
     "read_holder",
     "read_members",
     "requeue_task",
+    "scan_task_records",
     "task_events",
     "tasks_stream_config",
     "watch_keys",

@@ -88,6 +88,11 @@ async def test_every_second_fires_go_records_and_creates_only_what_go_creates(na
     assert ready == 200
     assert 'choria_asyncjobs_task_scheduler_scheduled_count{queue="DEFAULT",type="t:tick"}' in metrics
     assert "choria_asyncjobs_task_scheduler_paused 0.0" in metrics or "paused 1.0" in metrics
+    # Per schedule and per group (issue 12 item 3), what deploy/prometheus's alerts read.
+    assert 'ajc_gitops_scheduler_schedule_last_fire_timestamp_seconds{schedule="tick"}' in metrics
+    assert 'ajc_gitops_scheduler_schedule_period_seconds{schedule="tick"} 2.0' in metrics
+    assert 'ajc_gitops_scheduler_group_leader{kind="ajc-gitops",leader="py-a"} 1.0' in metrics
+    assert "ajc_gitops_scheduler_group_has_leader 1.0" in metrics
     nc = await nats.connect(url)
     try:
         streams = sorted([s.config.name async for s in _streams(nc)])
@@ -159,7 +164,8 @@ async def test_records_that_would_crash_go_or_fail_to_decode_are_skipped(nats_se
     assert {t["type"] for t in await read_tasks(url)} == {"t:ok"}
 
 
-async def test_catch_up_reaches_back_the_window_and_never_further(nats_server, async_wait_until):
+async def test_catch_up_reaches_back_the_window_and_never_further(nats_server, async_wait_until, caplog):
+    caplog.set_level("INFO", logger="ajc_gitops.scheduler.fire")
     url = nats_server.url
     await prepare(url)
     start = time.time_ns()
@@ -171,6 +177,10 @@ async def test_catch_up_reaches_back_the_window_and_never_further(nats_server, a
     slots = assert_exactly_once(await read_tasks(url), "t:old")
     assert slots[0] >= int(term_start) - 9, "nothing older than the catch-up window"
     assert slots[0] <= int(term_start) - 6, "the window was caught up"
+    # Item 6 of issue 12: said once, with how many, of which schedules, how far back, and why.
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("caught up")]
+    assert len(said) == 1, said
+    assert " schedule(s) (old), back to " in said[0] and "--catchup-window 8s" in said[0]
 
 
 async def test_mixed_group_catch_up_never_reaches_a_go_leaders_slots(nats_server, async_wait_until):

@@ -10,6 +10,7 @@ from ajc_gitops.gowire import cron
 from ajc_gitops.model import GoTime, ScheduledTask
 from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import FollowedSchedule
+from ajc_gitops.scheduler.metrics import SchedulerMetrics
 
 S = 1_000_000_000
 T0 = 1_800_000_000  # a whole Unix second
@@ -25,14 +26,23 @@ def followed(name: str, spec: str, created_s: int, revision: int = 1, deadline_s
     return FollowedSchedule(name, task, cron.parse_standard(spec), revision)
 
 
-def loop(schedules: dict[str, FollowedSchedule], now_s: int, *, floor: int | None = None, window_s: int | None = 60):
+def loop(
+    schedules: dict[str, FollowedSchedule],
+    now_s: int,
+    *,
+    floor: int | None = None,
+    window_s: int | None = 60,
+    handled: int | None = None,
+    metrics: SchedulerMetrics | None = None,
+):
     window = None if window_s is None else timedelta(seconds=window_s)
     fire = FireLoop(
         None,  # type: ignore[arg-type]  # never enqueues here
         lambda: schedules,
         Leader(),
-        None,  # type: ignore[arg-type]
+        metrics or SchedulerMetrics("t"),
         floor=lambda _now: floor,
+        handled_through=lambda _revision: handled,
         clock=lambda: now_s * S,
         window=window,
     )
@@ -94,7 +104,7 @@ def test_a_previous_leaders_progress_saves_re_attempts_but_only_for_records_it_k
         None,  # type: ignore[arg-type]
         lambda: schedules,
         Leader(),
-        None,  # type: ignore[arg-type]
+        SchedulerMetrics("t"),
         floor=lambda _now: None,
         handled_through=lambda revision: T0 - 15 if revision <= 7 else None,
         clock=lambda: T0 * S,
@@ -106,3 +116,44 @@ def test_a_previous_leaders_progress_saves_re_attempts_but_only_for_records_it_k
     assert [slot for name, slot, _ in got if name == "b"] == [-50, -40, -30, -20, -10, 0]
     fire._mark_progress(T0 * S)
     assert fire.progress == (T0, 9)
+
+
+def missed(metrics: SchedulerMetrics, name: str) -> float:
+    return metrics.value("ajc_gitops_scheduler_missed_slots_total", schedule=name) or 0
+
+
+def test_slots_nobody_fired_since_a_previous_leaders_progress_count_as_missed():
+    metrics = SchedulerMetrics("t")
+    # The previous leader fired through T0 - 300; the window reaches back to T0 - 60.
+    loop({"a": followed("a", "@every 10s", T0 - 1000)}, T0, handled=T0 - 300, metrics=metrics)
+    assert missed(metrics, "a") == 24  # T0-290 .. T0-60
+    quiet = SchedulerMetrics("t")
+    loop({"a": followed("a", "@every 10s", T0 - 1000)}, T0, handled=None, metrics=quiet)
+    assert missed(quiet, "a") == 0  # nobody recorded how far they fired: cannot tell
+    behind_go = SchedulerMetrics("t")
+    loop({"a": followed("a", "* * * * *", T0 - 10_000)}, T0, handled=T0 - 600, floor=(T0 - 200) * S, metrics=behind_go)
+    assert missed(behind_go, "a") == 3  # (floor, T0 - 60]: a Go leader may have fired the rest
+
+
+def test_slots_that_leave_the_window_during_a_stall_count_as_missed_and_next_fire_moves_on():
+    metrics = SchedulerMetrics("t")
+    fire = loop({"a": followed("a", "@every 10s", T0 - 1000)}, T0, metrics=metrics)
+    due(fire, T0)
+    assert metrics.value("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds", schedule="a") == T0 + 10
+    due(fire, T0 + 3600)  # the loop stalled for an hour
+    assert missed(metrics, "a") == 3600 // 10 - 60 // 10 - 1  # all but the window (and its grace)
+    fire._report.term_ended()
+    assert metrics.value("ajc_gitops_scheduler_schedule_next_fire_timestamp_seconds", schedule="a") is None
+
+
+def test_a_terms_catch_up_is_logged_once_with_its_bounds(caplog):
+    fire = loop({"a": followed("a", "@every 10s", T0 - 1000), "b": followed("b", "@hourly", T0 - 9000)}, T0)
+    for d in fire._pop_due(T0, T0 * S):
+        fire._report.fired(d.name, d.slot_s, catchup=d.catchup)
+    with caplog.at_level("INFO"):
+        fire._report.idle()
+        fire._report.idle()
+    lines = [r.getMessage() for r in caplog.records if "caught up" in r.getMessage()]
+    assert len(lines) == 1
+    assert "caught up 5 missed slot(s) of 1 schedule(s) (a), back to " in lines[0]
+    assert "--catchup-window 1m0s" in lines[0]

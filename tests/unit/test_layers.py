@@ -26,14 +26,14 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"rules"}),
     frozenset({"codec"}),
     frozenset({"manifest", "connect"}),
-    frozenset({"plan", "store"}),
+    frozenset({"plan", "status", "store"}),
     frozenset({"render", "sync", "scheduler", "embedded", "output"}),
     frozenset({"commands"}),
     frozenset({"cli"}),
     frozenset({"__main__"}),
 )
 PURE = frozenset({"", "errors", "model", "names", "state", "problems", "gowire", "rules", "codec", "manifest"})
-PURE |= {"connect", "plan", "render"}
+PURE |= {"connect", "plan", "render", "status"}
 
 
 def layer_of(unit: str) -> int:

@@ -16,6 +16,7 @@ from ajc_gitops.names import SCHEDULE_PREFIX
 from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import Follower
 from ajc_gitops.scheduler.loopprobe import WARN_S, LoopProbe
+from ajc_gitops.scheduler.metrics import SchedulerMetrics
 from ajc_gitops.scheduler.pacing import bulk_allocation
 from ajc_gitops.state import InitialDone, KvPut, WatchEvent
 from ajc_gitops.store import Store
@@ -99,7 +100,7 @@ async def load_and_lead(events: list[WatchEvent]) -> tuple[LoopProbe, Follower, 
         None,  # type: ignore[arg-type]  # never enqueues here
         lambda: follower.schedules,
         Leader(),
-        None,  # type: ignore[arg-type]
+        SchedulerMetrics("pacing"),  # real: its per-schedule series are part of a term start's cost
         floor=lambda _now: None,
         clock=lambda: 1_800_000_000 * S,
     )

@@ -53,3 +53,16 @@ def test_text_logs_are_one_line_without_traceback():
 def test_host_zone_follows_tz_like_go():
     assert host_zone({"TZ": ""}).utcoffset(None) == timedelta(0)
     assert str(host_zone({"TZ": "Europe/Berlin"})) == "Europe/Berlin"
+
+
+def test_dev_marks_a_task_made_well_after_its_slot_as_a_catch_up():
+    from ajc_gitops.commands.scheduler import catchup_note
+    from ajc_gitops.gowire.godate import from_unix
+    from ajc_gitops.scheduler.tasks import task_id_for
+
+    slot = 1_796_450_400
+    tid = task_id_for("demo-heartbeat", from_unix(slot))
+    assert catchup_note(tid, "new", slot + 0.5) == ""  # on time
+    assert catchup_note(tid, "new", slot + 300).startswith(" (catch-up of ")
+    assert catchup_note(tid, "complete", slot + 300) == ""  # only the creation is a fire
+    assert catchup_note("not-a-ksuid", "new", slot + 300) == ""

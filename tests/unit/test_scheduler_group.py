@@ -68,3 +68,19 @@ def test_handled_progress_applies_only_to_records_the_leader_knew():
     assert v.handled_through(60) == 900  # py-b never saw revision 60
     assert v.handled_through(81) is None
     assert v.record(0).handled_through_s is None  # only our own progress goes in our marker
+
+
+def test_the_marker_says_since_when_a_go_member_leads_and_survives_a_round_trip():
+    v = view()
+    v.poll_ok(None, 100 * S)
+    v.poll_ok("go-1", 101 * S)
+    v.poll_ok("go-1", 102 * S)
+    assert v.go_leader_since_ns == 101 * S  # the first sighting, not the latest
+    v.poll_ok("go-2", 130 * S)
+    assert v.go_leader_since_ns == 130 * S  # a new Go leader
+    v.leading_since_ns = 140 * S
+    record = v.record(1)
+    assert (record.go_leader_since_ns, record.leading_since_ns) == (130 * S, 140 * S)
+    assert decode_member("ajc_gitops.schedulers.py-a", encode_member(record)) == record
+    # A member that never led nor saw Go writes the bytes it wrote before these fields existed.
+    assert b"since" not in encode_member(MemberRecord("py-b", 5))

@@ -128,3 +128,16 @@ def test_state_event_for_the_fire() -> None:
     assert event["state"] == "new"
     assert event["queue"] == "EMAIL"
     assert event["task_age"] == CREATED.unix_ns + 10**6 - (CREATED.unix_ns // 10**6 * 10**6)
+
+
+def test_manual_ids_are_ksuids_of_the_trigger_second_and_never_a_slots_id():
+    from ajc_gitops.gowire.godate import from_unix
+    from ajc_gitops.gowire.ksuid import parse_ksuid
+    from ajc_gitops.scheduler.tasks import manual_task_id, task_id_for
+
+    now_ns = 1_796_450_400 * 1_000_000_000
+    one = manual_task_id("nightly", now_ns, b"\x01" * 16)
+    assert one == manual_task_id("nightly", now_ns, b"\x01" * 16)  # the recipe is a function of its inputs
+    assert one != manual_task_id("nightly", now_ns, b"\x02" * 16)  # the nonce tells two triggers apart
+    assert parse_ksuid(one)[0] == 1_796_450_400
+    assert one != task_id_for("nightly", from_unix(1_796_450_400))  # a different ID space from the slot's

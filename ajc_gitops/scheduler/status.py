@@ -1,0 +1,222 @@
+"""``ajc-gitops status``: read what the store holds and build a ``StatusReport``.
+
+Read-only. One read of the configuration bucket (records, ownership markers, member markers),
+one of the election key, then the task of every due slot in the window by its deterministic ID
+(``tasks.task_id_for``), pipelined (``store.get_task_records``); the tasks stream is never
+scanned for those. Slots still without a task may have been fired by a Go leader, whose task
+IDs are random (contract §4.3): one bounded scan (``store.scan_task_records``, from the
+earliest such slot, at most ``scan_limit`` records) pairs them by type, queue and creation time
+(``status/classify.py``); what it cannot tell is reported as ``unknown``, never as missed.
+
+Slots are the scheduler's own (``slots.py``): robfig/cron ``Next`` in the host zone for
+specs, the ``created_at`` lattice for ``@every``, never before the record was created.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ajc_gitops import codec
+from ajc_gitops.codec import MarkerError, decode_marker, decode_member, decode_task, record_digest
+from ajc_gitops.gowire import cron
+from ajc_gitops.gowire.godate import from_unix, to_unix
+from ajc_gitops.model import NANOS_PER_SECOND, MemberRecord, ScheduledTask, Task
+from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, MARKER_PREFIX, MEMBER_PREFIX, SCHEDULE_PREFIX
+from ajc_gitops.scheduler.slots import slots_between
+from ajc_gitops.scheduler.tasks import slot_task_ids
+from ajc_gitops.state import Entry, Holder
+from ajc_gitops.status.classify import PENDING_S, Candidate, found, match_scanned, not_found
+from ajc_gitops.status.model import LeaderStatus, ScheduleState, ScheduleStatus, SlotKind, SlotStatus, StatusReport
+from ajc_gitops.store import Store, get_task_records, read_holder, scan_task_records
+
+__all__ = ["DEFAULT_SCAN_LIMIT", "NEXT_COUNT", "StatusQuery", "read_status"]
+
+NEXT_COUNT = 3
+DEFAULT_SCAN_LIMIT = 50_000
+_SCAN_SKEW_S = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    names: tuple[str, ...] = ()  # empty: every schedule
+    since: datetime.timedelta = datetime.timedelta(hours=24)  # the window ends at until_ns
+    until_ns: int | None = None  # None: now (backfill asks about a range in the past)
+    zone: datetime.tzinfo = datetime.UTC  # the scheduler's time.Local (runner.host_zone)
+    scan_limit: int = DEFAULT_SCAN_LIMIT
+    max_in_flight: int = 1024
+    # Hook for suspend/resume (issue 12 item 1): name -> reason of schedules suspended on
+    # purpose, whose record is removed. Filled by that work; shown as ``suspended``.
+    suspended: Mapping[str, str] = field(default_factory=dict)
+    # Hook for the missing-queue warning (issue 12 item 5): queues that have no
+    # CHORIA_AJ_Q_<queue> stream, so every fire of their schedules ends in queue_error.
+    missing_queues: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class _Live:
+    name: str
+    state: ScheduleState
+    reason: str
+    task: ScheduledTask | None
+    parsed: cron.SpecSchedule | cron.EverySchedule | None
+    slots: list[int]  # Unix seconds
+    next_fires: tuple[int, ...] = ()
+
+
+def _suffix(key: str, prefix: str) -> str | None:
+    name = key[len(prefix) :]
+    return name if key.startswith(prefix) and name and "." not in name else None
+
+
+def _classify(name: str, entry: Entry, marker: Entry | None, zone: datetime.tzinfo) -> _Live:
+    decoded = codec.decode_scheduled_task(entry.value or b"")
+    if decoded.error is not None:
+        return _Live(name, ScheduleState.INVALID, f"Go cannot decode the record: {decoded.error}", None, None, [])
+    task = decoded.task
+    try:
+        parsed = cron.parse_standard(task.schedule, zone)
+    except cron.CronError as exc:
+        return _Live(name, ScheduleState.INVALID, f"invalid cron schedule {task.schedule!r}: {exc}", task, None, [])
+    if marker is None:
+        return _Live(name, ScheduleState.HAND_MADE, "", task, parsed, [])
+    try:
+        digest = decode_marker(marker.value or b"").sha256
+    except MarkerError:
+        digest = None
+    if digest is not None and digest != record_digest(entry.value or b""):
+        return _Live(name, ScheduleState.DRIFTED, "the record changed outside Git", task, parsed, [])
+    return _Live(name, ScheduleState.ACTIVE, "", task, parsed, [])
+
+
+def _slots(
+    live: _Live, start_s: int, end_s: int, now_s: int, cache: dict[str, tuple[list[int], tuple[int, ...]]]
+) -> None:
+    task, parsed = live.task, live.parsed
+    if task is None or parsed is None:
+        return
+    created_s = None if task.created_at.is_zero else task.created_at.unix_ns // NANOS_PER_SECOND
+    lo = start_s if created_s is None else max(start_s, created_s)
+    now, end = from_unix(now_s), from_unix(end_s)
+    if isinstance(parsed, cron.EverySchedule):
+        live.slots = [to_unix(t) for t in slots_between(parsed, from_unix(lo), end, anchor=task.created_at)]
+        after = slots_between(parsed, now, from_unix(now_s + NEXT_COUNT * parsed.delay_seconds), anchor=task.created_at)
+        live.next_fires = tuple(to_unix(t) for t in after[:NEXT_COUNT])
+        return
+    if task.schedule not in cache:  # every spec with the same text has the same slots
+        slots = [to_unix(t) for t in slots_between(parsed, from_unix(start_s), end)]
+        cache[task.schedule] = slots, tuple(to_unix(t) for t in cron.next_times(parsed, now, NEXT_COUNT))
+    slots, live.next_fires = cache[task.schedule]
+    live.slots = slots if lo == start_s else [s for s in slots if s > lo]
+
+
+def _leader(holder: Holder | None, members: Sequence[MemberRecord]) -> LeaderStatus:
+    if holder is None:
+        return LeaderStatus(None, None, None, "no elections bucket: no scheduler ever ran here")
+    if holder.name is None:
+        return LeaderStatus(None, None, None, "nobody holds the election key")
+    ours = {m.name: m for m in members}
+    if holder.name in ours:
+        since = ours[holder.name].leading_since_ns
+        return LeaderStatus(holder.name, "ajc-gitops", since, "" if since else "its marker has no term start yet")
+    seen = [m.go_leader_since_ns for m in members if m.go_leader == holder.name and m.go_leader_since_ns]
+    note = "first seen by an ajc-gitops member" if seen else "no ajc-gitops member saw it take the key"
+    return LeaderStatus(holder.name, "go", min(seen) if seen else None, note)
+
+
+async def _read_config(store: Store) -> tuple[Mapping[str, Entry], Mapping[str, Entry], list[MemberRecord]]:
+    if not await store.bucket_exists(CONFIG_BUCKET):
+        return {}, {}, []
+    records, markers, member_snap = await store.snapshots((SCHEDULE_PREFIX, MARKER_PREFIX, MEMBER_PREFIX))
+    members = [decode_member(e.key, e.value or b"") for e in member_snap.live.values()]
+    return records.live, markers.live, members
+
+
+async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> StatusReport:
+    records, markers, members = await _read_config(store)
+    holder = await read_holder(store, timeout=store.timeout) if await store.bucket_exists(ELECTIONS_BUCKET) else None
+    now_s = now_ns // NANOS_PER_SECOND
+    until_s = now_s if query.until_ns is None else min(now_s, query.until_ns // NANOS_PER_SECOND)
+    since_s = until_s - int(query.since.total_seconds())
+    wanted = set(query.names)
+    lives: list[_Live] = []
+    for key, entry in records.items():
+        name = _suffix(key, SCHEDULE_PREFIX)
+        if name is None or (wanted and name not in wanted):
+            continue
+        lives.append(_classify(name, entry, markers.get(MARKER_PREFIX + name), query.zone))
+    cache: dict[str, tuple[list[int], tuple[int, ...]]] = {}
+    for live in lives:
+        _slots(live, since_s, until_s, now_s, cache)
+
+    ids: dict[tuple[str, int], str] = {}
+    for live in lives:
+        ids.update(zip(((live.name, s) for s in live.slots), slot_task_ids(live.name, live.slots), strict=True))
+    stored = await get_task_records(store, list(ids.values()), max_in_flight=query.max_in_flight)
+    by_slot: dict[tuple[str, int], Task] = {}
+    for slot, task_id in ids.items():
+        record = stored.get(task_id)
+        decoded = decode_task(record) if record is not None else None
+        if decoded is not None:
+            by_slot[slot] = decoded
+
+    tasks_by_live = {live.name: live.task for live in lives}
+    candidates = [
+        Candidate(name, task.task_type, task.queue, s)
+        for (name, s) in ids
+        if (name, s) not in by_slot and (task := tasks_by_live[name]) is not None
+    ]
+    notes: list[str] = []
+    matched: dict[tuple[str, int], Task] = {}
+    ambiguous: set[tuple[str, int]] = set()
+    scan_complete = True
+    old = [c for c in candidates if now_s - c.instant_s >= PENDING_S]
+    if old:
+        start = from_unix(min(c.instant_s for c in old) - _SCAN_SKEW_S)
+        scan = await scan_task_records(store, start=start, limit=query.scan_limit)
+        known = set(ids.values())
+        scanned = [t for m in scan.messages if m.task_id not in known and (t := decode_task(m.data)) is not None]
+        matched, ambiguous = match_scanned(old, scanned)
+        scan_complete = scan.complete
+        extent = "all" if scan.complete else f"the first {scan.scanned:,} (--scan-limit)"
+        notes.append(
+            f"{len(old):,} slot(s) had no task under their ajc-gitops ID; read {extent} of the task records "
+            f"written since {start.isoformat()} to match tasks a Go leader created"
+        )
+
+    statuses = []
+    for live in sorted(lives, key=lambda lv: lv.name):
+        slots: list[SlotStatus] = []
+        for s in live.slots:
+            slot_key = (live.name, s)
+            if slot_key in by_slot:
+                slots.append(found(s, by_slot[slot_key], "id"))
+            elif slot_key in matched:
+                slots.append(found(s, matched[slot_key], "scan"))
+            else:
+                slots.append(not_found(s, now_s, scan_complete=scan_complete, ambiguous=slot_key in ambiguous))
+        task = live.task
+        statuses.append(
+            ScheduleStatus(
+                live.name,
+                live.state,
+                live.reason,
+                task.schedule if task else "",
+                task.queue if task else "",
+                task.task_type if task else "",
+                live.next_fires,
+                tuple(slots),
+                queue_missing=task is not None and task.queue in query.missing_queues,
+            )
+        )
+    for name, reason in sorted(query.suspended.items()):
+        if not wanted or name in wanted:
+            statuses.append(ScheduleStatus(name, ScheduleState.SUSPENDED, reason, "", "", "", (), ()))
+    present = {s.name for s in statuses}
+    unknown = tuple(sorted(n for n in wanted if n not in present))
+    if not scan_complete:
+        undecided = sum(st.count(SlotKind.UNKNOWN) for st in statuses)
+        notes.append(f"{undecided:,} slot(s) could not be told (raise --scan-limit to read further)")
+    leader = _leader(holder, members)
+    return StatusReport(store.server, now_s, since_s, leader, tuple(statuses), unknown, tuple(notes), until_s)

@@ -1,0 +1,91 @@
+"""From what the store holds to each slot's verdict. Pure: the caller passes every task it
+found and the instant of "now".
+
+A slot fired by an ajc-gitops leader is found by its deterministic task ID
+(``scheduler/tasks.py``). A Go leader gives its tasks random IDs (contract §4.3), so a slot
+whose ID has no record may still have fired under a Go leader: ``match_scanned`` pairs the
+tasks of a bounded scan with such slots by task type, queue and creation time. Go creates
+the task at the cron instant (its cron goroutine calls ``NewTask`` then), so a task created
+within ``MATCH_TOLERANCE_S`` after a slot is that slot's, unless several schedules with the
+same type and queue fire then: those slots are ``unknown``, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ajc_gitops.model import NANOS_PER_SECOND, Task
+from ajc_gitops.status.model import SlotKind, SlotStatus, SlotTask
+
+__all__ = ["LATE_AFTER_S", "MATCH_TOLERANCE_S", "PENDING_S", "Candidate", "found", "match_scanned", "not_found"]
+
+# A task created this long after its slot is a catch-up (or slow) fire: the scheduler's own
+# grace for an on-time fire (``scheduler/fire.py`` LATE_GRACE_NS).
+LATE_AFTER_S = 5.0
+# A slot this recent may be being fired right now: not yet a miss.
+PENDING_S = 10
+MATCH_TOLERANCE_S = 30
+_SKEW_S = 1  # a Go host's clock a little behind the server's
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A slot with no task under its deterministic ID."""
+
+    name: str
+    task_type: str
+    queue: str
+    instant_s: int
+
+
+def found(instant_s: int, task: Task, found_by: Literal["id", "scan"]) -> SlotStatus:
+    lag = (task.created.unix_ns - instant_s * NANOS_PER_SECOND) / NANOS_PER_SECOND
+    kind = SlotKind.LATE if lag > LATE_AFTER_S else SlotKind.FIRED
+    info = SlotTask(task.id, task.state, task.tries, task.last_err, task.created.unix_ns, found_by)
+    return SlotStatus(instant_s, kind, info, lag)
+
+
+def not_found(instant_s: int, now_s: int, *, scan_complete: bool, ambiguous: bool = False) -> SlotStatus:
+    """A slot without a task: pending while recent, missed once a complete scan found none."""
+    if now_s - instant_s < PENDING_S:
+        return SlotStatus(instant_s, SlotKind.PENDING)
+    if ambiguous:
+        return SlotStatus(instant_s, SlotKind.UNKNOWN, note="a Go-created task matches several schedules")
+    if not scan_complete:
+        note = "not found by ID; the scan for Go-created tasks stopped early"
+        return SlotStatus(instant_s, SlotKind.UNKNOWN, note=note)
+    return SlotStatus(instant_s, SlotKind.MISSED)
+
+
+def match_scanned(
+    candidates: Sequence[Candidate], tasks: Iterable[Task], *, tolerance_s: int = MATCH_TOLERANCE_S
+) -> tuple[dict[tuple[str, int], Task], set[tuple[str, int]]]:
+    """(slot -> its task, ambiguous slots) for tasks that match a candidate slot: same type and
+    queue, created in ``[instant - skew, instant + tolerance)``, the latest such slot of a
+    schedule. A task matching slots of two or more schedules decides none of them."""
+    # (type, queue) -> instant -> candidates: a task looks at ~tolerance instants, not every slot.
+    by_kind: dict[tuple[str, str], dict[int, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+    for c in candidates:
+        by_kind[(c.task_type, c.queue)][c.instant_s].append(c)
+    matched: dict[tuple[str, int], Task] = {}
+    ambiguous: set[tuple[str, int]] = set()
+    for task in tasks:
+        instants = by_kind.get((task.type, task.queue))
+        if not instants:
+            continue
+        created_s = task.created.unix_ns // NANOS_PER_SECOND
+        best: dict[str, Candidate] = {}
+        for instant in range(created_s - tolerance_s + 1, created_s + _SKEW_S + 1):
+            for c in instants.get(instant, ()):
+                best[c.name] = c  # ascending instants: a schedule's latest slot at or before wins
+        if len(best) == 1:
+            (c,) = best.values()
+            matched.setdefault((c.name, c.instant_s), task)
+        elif len(best) > 1:
+            ambiguous.update((c.name, c.instant_s) for c in best.values())
+    for key in matched:
+        ambiguous.discard(key)
+    return matched, ambiguous

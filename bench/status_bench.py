@@ -1,0 +1,202 @@
+"""``ajc-gitops status`` at scale: 10,000 hourly schedules, a 24-hour window (240,000 slots),
+every slot fired by an ajc-gitops leader, against one embedded nats-server (loopback).
+
+Measured: ``scheduler.status.read_status`` end to end (one read of the configuration bucket,
+the election key, 240,000 deterministic-ID lookups pipelined on one inbox, slot verdicts), the
+median of ``--repeat`` runs. Goal (issue 12): under 5 s; the script exits 1 when missed.
+Baseline, same run and server: the same 240,000 ``STREAM.MSG.GET`` requests sent by nats-py
+with a handler that only counts replies (1,024 in flight): the floor any client of this
+server pays for one lookup per slot (Go's tasks stream has no ``allow_direct``, so there is
+no batched direct get to use, contract §1).
+Also shown, not judged: the same with ``--missing`` slots left unfired, which adds the bounded
+scan for Go-created tasks (it stops at ``--scan-limit`` records).
+
+Setup writes the schedules, their ownership markers and 240,000 task records (the bytes
+``scheduler.tasks.build_task`` and the codec make, published straight to ``CHORIA_AJ.T.<id>``:
+status only reads records). Run: ``python bench/status_bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import nats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchlib import print_table  # noqa: E402
+
+from ajc_gitops.codec import encode_marker, encode_task, record_digest  # noqa: E402
+from ajc_gitops.connect import ConnectOptions  # noqa: E402
+from ajc_gitops.embedded import start_server  # noqa: E402
+from ajc_gitops.gowire.godate import from_unix  # noqa: E402
+from ajc_gitops.model import GoTime, Marker, ScheduledTask  # noqa: E402
+from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, TASK_SUBJECT  # noqa: E402
+from ajc_gitops.scheduler.status import StatusQuery, read_status  # noqa: E402
+from ajc_gitops.scheduler.tasks import build_task  # noqa: E402
+from ajc_gitops.state import WriteOp  # noqa: E402
+from ajc_gitops.status.model import SlotKind  # noqa: E402
+from ajc_gitops.store import Store, ensure_task_streams  # noqa: E402
+
+NS = 1_000_000_000
+GOAL_S = 5.0
+HOURS = 24
+
+
+def opts(url: str) -> ConnectOptions:
+    return ConnectOptions(servers=(url,), timeout_s=10.0)
+
+
+async def publish_records(url: str, records: list[tuple[str, bytes]], window: int = 1024) -> None:
+    """Pipelined JetStream publishes on one inbox (the write side of what status reads)."""
+    nc = await nats.connect(url)
+    try:
+        inbox, free, done = nc.new_inbox(), asyncio.Semaphore(window), asyncio.Event()
+        acked = 0
+
+        async def on_ack(_msg: object) -> None:
+            nonlocal acked
+            acked += 1
+            free.release()
+            if acked == len(records):
+                done.set()
+
+        await nc.subscribe(f"{inbox}.*", cb=on_ack)
+        for i, (subject, body) in enumerate(records):
+            await free.acquire()
+            await nc.publish(subject, body, reply=f"{inbox}.{i}")
+        await done.wait()
+    finally:
+        await nc.close()
+
+
+async def setup(url: str, count: int, now_s: int, missing: set[tuple[int, int]]) -> list[str]:
+    created = GoTime((now_s - (HOURS + 2) * 3600) * NS)
+    tasks = [
+        ScheduledTask(f"s{i:05d}", f"{i % 60} * * * *", "BENCH", "bench:status", None, 0, 0, created)
+        for i in range(count)
+    ]
+    async with Store.open(opts(url)) as store:
+        await store.ensure_buckets()
+        await ensure_task_streams(store)
+        from ajc_gitops.codec import encode_scheduled_task
+
+        ops = []
+        for st in tasks:
+            value = encode_scheduled_task(st)
+            ops.append(WriteOp.create(SCHEDULE_PREFIX + st.name, value, tombstone_revision=None))
+            marker = encode_marker(Marker(st.name, record_digest(value), "", ""))
+            ops.append(WriteOp.create(MARKER_PREFIX + st.name, marker, tombstone_revision=None))
+        outcomes = await store.write_many(ops)
+        assert all(o.status == "ok" for o in outcomes), "setup writes failed"
+    records = []
+    for i, st in enumerate(tasks):
+        minute = i % 60
+        for h in range(HOURS + 1):
+            slot = now_s - now_s % 3600 - h * 3600 + minute * 60
+            if not now_s - HOURS * 3600 < slot <= now_s or (i, h) in missing:
+                continue
+            task = build_task(st, from_unix(slot), created=GoTime(slot * NS + NS // 10))
+            records.append((TASK_SUBJECT.format(task.id), encode_task(task)))
+    await publish_records(url, records)
+    return [subject for subject, _ in records]
+
+
+async def raw_lookups(url: str, subjects: list[str], window: int = 1024) -> float:
+    """Seconds for nats-py to send every lookup and count the replies, nothing more."""
+    nc = await nats.connect(url)
+    try:
+        inbox, free, done = nc.new_inbox(), asyncio.Semaphore(window), asyncio.Event()
+        answered = 0
+
+        async def on_reply(_msg: object) -> None:
+            nonlocal answered
+            answered += 1
+            free.release()
+            if answered == len(subjects):
+                done.set()
+
+        await nc.subscribe(f"{inbox}.*", cb=on_reply)
+        api = "$JS.API.STREAM.MSG.GET.CHORIA_AJ_TASKS"
+        started = time.perf_counter()
+        for i, subject in enumerate(subjects):
+            await free.acquire()
+            await nc.publish(api, b'{"last_by_subj":"' + subject.encode() + b'"}', reply=f"{inbox}.{i}")
+        await done.wait()
+        return time.perf_counter() - started
+    finally:
+        await nc.close()
+
+
+async def measure(url: str, now_s: int, scan_limit: int) -> tuple[float, dict[str, int]]:
+    async with Store.open(opts(url)) as store:
+        started = time.perf_counter()
+        report = await read_status(
+            store, StatusQuery(since=timedelta(hours=HOURS), scan_limit=scan_limit), now_ns=now_s * NS
+        )
+        elapsed = time.perf_counter() - started
+    return elapsed, {k.value: report.total(k) for k in SlotKind}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedules", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--missing", type=int, default=100)
+    parser.add_argument("--scan-limit", type=int, default=50_000)
+    args = parser.parse_args()
+    now_s = int(time.time())
+    rng = random.Random(12)
+    server = start_server(server_name="status-bench")
+    try:
+        subjects = await setup(server.url, args.schedules, now_s, set())
+        runs, raws = [], []
+        for _ in range(args.repeat):
+            raws.append(await raw_lookups(server.url, subjects))
+            runs.append(await measure(server.url, now_s, args.scan_limit))
+    finally:
+        server.close()
+    missing = {(rng.randrange(args.schedules), rng.randrange(1, HOURS)) for _ in range(args.missing)}
+    server = start_server(server_name="status-bench-missing")
+    try:
+        await setup(server.url, args.schedules, now_s, missing)
+        with_missing = await measure(server.url, now_s, args.scan_limit)
+    finally:
+        server.close()
+    median = statistics.median(t for t, _ in runs)
+    raw = statistics.median(raws)
+    counts = runs[0][1]
+    slots = sum(counts.values())
+    verdict = "met" if median < GOAL_S else "MISSED"
+    print_table(
+        [
+            (
+                f"status: {args.schedules:,} schedules x {HOURS} h hourly ({slots:,} slots)",
+                f"{median:.2f} s",
+                f"< {GOAL_S:g} s: {verdict}",
+            ),
+            (f"  baseline: {len(subjects):,} bare MSG.GET round trips (nats-py)", f"{raw:.2f} s", ""),
+            ("  status / baseline", f"{median / raw:.2f} x", ""),
+            ("  slot verdicts", ", ".join(f"{v:,} {k}" for k, v in counts.items() if v), ""),
+            (
+                f"  with {len(missing)} slots unfired (+ scan, limit {args.scan_limit:,})",
+                f"{with_missing[0]:.2f} s",
+                "",
+            ),
+            ("  their verdicts", ", ".join(f"{v:,} {k}" for k, v in with_missing[1].items() if v), ""),
+        ],
+        (64, 44, 16),
+    )
+    return 0 if median < GOAL_S else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
