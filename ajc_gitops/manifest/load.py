@@ -25,7 +25,7 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 # NATS servers refuse messages above max_payload, 1 MiB unless configured otherwise.
 MAX_RECORD_BYTES = 1024 * 1024
 _RECORD_OVERHEAD = 1024
-_DEFAULTABLE = ("queue", "task_type", "deadline", "max_tries", "payload_sensitive")
+_DEFAULTABLE = ("queue", "task_type", "deadline", "max_tries", "payload_sensitive", "suspend", "suspend_reason")
 # Fields whose content rules.py explains better than a bare schema pattern.
 _EXPLAINED_BY_RULES = frozenset({"name", "queue", "task_type", "deadline", "payload_base64"})
 
@@ -44,6 +44,10 @@ class DesiredSchedule:
     location: Location
     payload_form: PayloadForm
     payload_sensitive: bool = False  # plan output masks the payload
+    # Suspended from Git: apply deletes the record (no scheduler fires it) and keeps the
+    # definition, the reason and the time in the ownership marker (plan/suspend.py).
+    suspend: bool = False
+    suspend_reason: str = ""
 
 
 class ScheduleVerdicts:
@@ -272,19 +276,32 @@ def _load_entry(
         else:
             max_tries = int(found[0])
 
-    sensitive = False
-    if (found := field("payload_sensitive")) is not None:
+    def flag(key: str) -> bool:
+        nonlocal ok
+        if (found := field(key)) is None:
+            return False
         written = doc.plain_text.get(found[1], "")
         if found[1] in broken:
             ok = False
         elif written.lower() not in ("true", "false"):
             # YAML 1.1 (PyYAML) reads yes/no/on/off as booleans, YAML 1.2 editors and
             # check-jsonschema read them as strings: accept only what both agree on.
-            fail(
-                found[1], f"write payload_sensitive as true or false, not {written!r} (YAML 1.2 reads that as a string)"
-            )
+            fail(found[1], f"write {key} as true or false, not {written!r} (YAML 1.2 reads that as a string)")
         else:
-            sensitive = found[0] is True
+            return found[0] is True
+        return False
+
+    sensitive = flag("payload_sensitive")
+    suspend = flag("suspend")
+    reason, reason_at = text("suspend_reason", "")
+    if reason and not suspend and reason_at not in skip:
+        problems.append(
+            Problem(
+                doc.location(reason_at),
+                "suspend_reason has no effect without suspend: true; remove it, or suspend the schedule",
+                Severity.WARNING,
+            )
+        )
 
     payload, form = _payload(path, entry, broken, fail)
     if payload is not None and len(payload) * 4 // 3 + _RECORD_OVERHEAD > MAX_RECORD_BYTES:
@@ -304,7 +321,7 @@ def _load_entry(
         deadline_ns=deadline_ns,
         max_tries=max_tries,
     )
-    return DesiredSchedule(task, doc.location(path), form, sensitive)
+    return DesiredSchedule(task, doc.location(path), form, sensitive, suspend, reason)
 
 
 def _payload(

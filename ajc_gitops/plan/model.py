@@ -26,6 +26,8 @@ class Action(StrEnum):
     UPDATE = "update"  # differs: write marker, then guarded Delete, then Create (contract §3)
     DELETE = "delete"  # managed, gone from Git, --prune: guarded Delete, then drop the marker
     ADOPT = "adopt"  # hand-made schedule taken over on request: write the marker (and update if it differs)
+    SUSPEND = "suspend"  # suspend: true: write the suspended marker, then guarded Delete of a live record
+    RESUME = "resume"  # the flag removed: write the marker, then KV Create over the tombstone
     NOOP = "no-op"
 
 
@@ -80,6 +82,10 @@ class Change:
     # The payload is sensitive (the manifest or the ownership marker says so): its
     # FieldChange texts are masked, and renderers have nothing else that shows it.
     sensitive: bool = False
+    # After apply the schedule is suspended (its record absent, its definition in the marker),
+    # and why; ``suspend_reason`` is None when it is not suspended.
+    suspended: bool = False
+    suspend_reason: str | None = None
 
     @property
     def key(self) -> str:
@@ -121,6 +127,14 @@ class Plan:
     @property
     def to_destroy(self) -> int:
         return self.count(Action.DELETE)
+
+    @property
+    def to_suspend(self) -> int:
+        return self.count(Action.SUSPEND)
+
+    @property
+    def to_resume(self) -> int:
+        return self.count(Action.RESUME)
 
     @property
     def has_changes(self) -> bool:

@@ -20,7 +20,7 @@ from ajc_gitops import codec
 from ajc_gitops.codec import MarkerError, decode_marker
 from ajc_gitops.errors import PlanFileError
 from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, parse_json_time
-from ajc_gitops.model import ZERO_TIME, GoTime, ScheduledTask
+from ajc_gitops.model import ZERO_TIME, GoTime, Marker, ScheduledTask
 from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
 from ajc_gitops.plan.document import change_document, layout, notice_document
 from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
@@ -31,9 +31,10 @@ _TOP_KEYS = ("format_version", "kind", "created_at", "server", "bucket", "prune"
 _CHANGE_KEYS = (
     "action", "name", "key", "record_revision", "tombstone_revision", "marker_revision", "marker_tombstone_revision",
     "desired", "live", "fields", "drift", "source", "value", "marker_value", "fires", "sensitive",
+    "suspended", "suspend_reason",
 )  # fmt: skip
 # Keys a plan file written before they existed lacks (same format_version: only additions).
-_OPTIONAL_CHANGE_KEYS = frozenset({"sensitive", "key"})
+_OPTIONAL_CHANGE_KEYS = frozenset({"sensitive", "key", "suspended", "suspend_reason"})
 _NOTICE_KEYS = ("kind", "name", "key", "revision", "message", "blocking", "source")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _BUCKET = re.compile(r"[a-zA-Z0-9_-]+")
@@ -44,6 +45,9 @@ _NEEDS: dict[Action, tuple[bool | None, bool | None, bool | None, bool]] = {
     Action.ADOPT: (None, True, True, True),
     Action.DELETE: (False, False, True, False),
     Action.NOOP: (False, None, None, False),
+    # A suspend writes no record (it deletes a live one); a resume creates it over the tombstone.
+    Action.SUSPEND: (False, True, None, True),
+    Action.RESUME: (True, True, False, True),
 }
 _TAIL = b',"created_at":'
 T = TypeVar("T")
@@ -256,6 +260,8 @@ class _Reader:
                 doc["marker_tombstone_revision"], f"{where}.marker_tombstone_revision"
             ),
             sensitive=self.flag(doc.get("sensitive", False), f"{where}.sensitive"),
+            suspended=self.flag(doc.get("suspended", False), f"{where}.suspended"),
+            suspend_reason=self.opt_text(doc.get("suspend_reason"), f"{where}.suspend_reason"),
         )
         self.check_change(change, where)
         return change
@@ -274,6 +280,9 @@ class _Reader:
                 raise self.fail(f"{where}.marker_value", str(exc)) from None
             if marker.name != change.name:
                 raise self.fail(f"{where}.marker_value", f"marker names {marker.name!r}, not {change.name!r}")
+            self.check_suspension(change, marker, f"{where}.marker_value")
+        elif change.action in (Action.SUSPEND, Action.RESUME):
+            raise self.fail(where, f"{change.action.value} changes need marker_value")
         needs = _NEEDS[change.action]
         present = (change.value, change.marker_value, change.record_revision, change.desired)
         labels = ("value", "marker_value", "record_revision", "desired")
@@ -282,6 +291,21 @@ class _Reader:
                 raise self.fail(where, f"{change.action.value} changes need {label}")
             if need is False and have is not None and label != "desired":
                 raise self.fail(where, f"{change.action.value} changes must not have {label}")
+
+    def check_suspension(self, change: Change, marker: Marker, where: str) -> None:
+        # The marker apply writes must say what the change says: suspended (keeping a record
+        # of this very schedule, with this reason) for a suspend, not suspended otherwise.
+        held = marker.suspended
+        if (held is not None) != (change.action is Action.SUSPEND):
+            state = "suspended" if held is not None else "not suspended"
+            raise self.fail(where, f"a {change.action.value} change with a {state} marker")
+        if held is None or change.desired is None:
+            return
+        kept = self.named(held.record, f"{where}.suspended.record", change.name)
+        if replace(kept, created_at=change.desired.created_at) != change.desired:
+            raise self.fail(f"{where}.suspended.record", "the definition kept differs from the desired schedule")
+        if not change.suspended or held.reason != (change.suspend_reason or ""):
+            raise self.fail(f"{where}.suspended.reason", "differs from the change's suspend_reason")
 
     def notice(self, value: object, where: str) -> Notice:
         doc = self.obj(value, where, _NOTICE_KEYS)
