@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -15,11 +16,12 @@ from ajc_gitops.errors import CommandError
 from ajc_gitops.manifest.load import DesiredSchedule, LoadResult, load_manifests
 from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.model import Plan
+from ajc_gitops.plan.queues import unchecked_warning
 from ajc_gitops.render.plan import PLAN_RENDERERS
 from ajc_gitops.render.problems import RENDERERS as PROBLEM_RENDERERS
 from ajc_gitops.rules import name_problem
 from ajc_gitops.store import Store
-from ajc_gitops.sync.state import read_state
+from ajc_gitops.sync.state import read_queues, read_state
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -62,9 +64,14 @@ async def make_plan(
     prune: bool,
     adopt: frozenset[str],
 ) -> Plan:
-    """Read records and markers (complete, contract §2.1) and diff them against ``desired``."""
+    """Read records and markers (complete, contract §2.1) and the queues that exist, and diff
+    them against ``desired``."""
     records, markers = await read_state(store)
-    return compute_plan(desired, records, markers, now=now, server=store.server, prune=prune, adopt=adopt)
+    queues, unlisted = await read_queues(store)
+    plan = compute_plan(
+        desired, records, markers, now=now, server=store.server, prune=prune, adopt=adopt, queues=queues
+    )
+    return plan if unlisted is None else replace(plan, warnings=(*plan.warnings, unchecked_warning(unlisted)))
 
 
 def render_plan(plan: Plan, output_format: str) -> str:

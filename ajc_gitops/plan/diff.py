@@ -13,7 +13,7 @@ fire times are computed only for writes, once per distinct schedule text.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX, schedule_key
 from ajc_gitops.plan import fields
 from ajc_gitops.plan.fires import fire_times
 from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
+from ajc_gitops.plan.queues import missing_queues
 from ajc_gitops.plan.reading import Live, Owned, decode_live, key_name, read_markers, skipped_notice
 from ajc_gitops.plan.suspend import kept_task, suspended_marker
 
@@ -281,10 +282,12 @@ def compute_plan(
     prune: bool,
     adopt: frozenset[str] = frozenset(),
     bucket: str = CONFIG_BUCKET,
+    queues: Collection[str] | None = None,
 ) -> Plan:
     """The plan that makes the store match ``desired``. ``records`` holds ``scheduled_tasks.*``
     (live and tombstones), ``markers`` ``ajc_gitops.managed.*``. Names in ``desired`` must be
-    unique (the loader reports duplicates)."""
+    unique (the loader reports duplicates). ``queues``, the queues that exist (None: unknown),
+    turns every schedule that fires after apply into a queue that does not into a warning."""
     now = now.astimezone(UTC)
     now_time = from_datetime(now)
     notices: list[Notice] = []
@@ -306,6 +309,7 @@ def compute_plan(
             live_entries[name] = entry
 
     changes: list[Change] = []
+    untouched: list[tuple[str, str]] = []  # (name, queue) of live schedules the plan leaves alone
     for name, item in wanted.items():
         found = live_entries.get(name)
         # The exact bytes a write would store (contract §2.1, created_at = plan time).
@@ -316,11 +320,16 @@ def compute_plan(
         change = _plan_desired(item, value, live, owned.get(name), ctx, now)
         if change is not None:
             changes.append(change)
+        elif live is not None and live.task is not None:
+            untouched.append((name, live.task.queue))  # blocked: the hand-made record stays
     for name, entry in live_entries.items():
         if name not in wanted:
-            change = _plan_leftover(name, decode_live(name, entry, notices), owned.get(name), prune, notices)
+            decoded = decode_live(name, entry, notices)
+            change = _plan_leftover(name, decoded, owned.get(name), prune, notices)
             if change is not None:
                 changes.append(change)
+            elif decoded.task is not None:
+                untouched.append((name, decoded.task.queue))
     for name, own in owned.items():
         if name not in wanted and name not in live_entries:
             notices.append(
@@ -340,4 +349,15 @@ def compute_plan(
             )
     changes.sort(key=lambda c: c.name)
     notices.sort(key=lambda n: (n.key, n.kind.value, n.message))
-    return Plan(FORMAT_VERSION, ctx.stamp, server, bucket, prune, tuple(changes), tuple(notices))
+    warnings = () if queues is None else missing_queues([*_firing(changes), *untouched], queues)
+    return Plan(FORMAT_VERSION, ctx.stamp, server, bucket, prune, tuple(changes), tuple(notices), warnings)
+
+
+def _firing(changes: Sequence[Change]) -> list[tuple[str, str]]:
+    """(name, queue) of every schedule a scheduler fires once the plan is applied."""
+    found = []
+    for change in changes:
+        task = change.desired or change.live
+        if task is not None and not change.suspended and change.action is not Action.DELETE:
+            found.append((change.name, task.queue))
+    return found

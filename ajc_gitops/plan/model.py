@@ -40,6 +40,23 @@ class NoticeKind(StrEnum):
     ORPHAN_MARKER = "orphan_marker"  # a marker without a record and not in Git
 
 
+class WarningKind(StrEnum):
+    MISSING_QUEUE = "missing_queue"  # a schedule fires into a queue that has no stream: queue_error
+    QUEUES_UNCHECKED = "queues_unchecked"  # the queue streams could not be listed (permissions?)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """Not a change and not about one key: something that will go wrong after apply.
+    ``command`` is the command that fixes it, when there is one."""
+
+    kind: WarningKind
+    message: str  # one line for humans
+    queue: str | None = None
+    schedules: tuple[str, ...] = ()
+    command: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field's before and after, already as display text (payload as JSON or base64)."""
@@ -112,6 +129,7 @@ class Plan:
     prune: bool
     changes: tuple[Change, ...]  # every managed or desired name, no-ops included, sorted by name
     notices: tuple[Notice, ...]
+    warnings: tuple[PlanWarning, ...] = ()
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)

@@ -20,14 +20,27 @@ from ajc_gitops import codec
 from ajc_gitops.codec import MarkerError, decode_marker
 from ajc_gitops.errors import PlanFileError
 from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, parse_json_time
-from ajc_gitops.model import ZERO_TIME, GoTime, Marker, ScheduledTask
+from ajc_gitops.model import ZERO_TIME, GoTime, ScheduledTask
 from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
-from ajc_gitops.plan.document import change_document, layout, notice_document
-from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
+from ajc_gitops.plan.document import change_document, layout, notice_document, warning_document
+from ajc_gitops.plan.model import (
+    FORMAT_VERSION,
+    Action,
+    Change,
+    FieldChange,
+    FireTimes,
+    Notice,
+    NoticeKind,
+    Plan,
+    PlanWarning,
+    WarningKind,
+)
+from ajc_gitops.plan.suspend import suspension_problem
 from ajc_gitops.rules import name_problem
 
 KIND = "ajc-gitops-plan"
-_TOP_KEYS = ("format_version", "kind", "created_at", "server", "bucket", "prune", "changes", "notices")
+_TOP_KEYS = ("format_version", "kind", "created_at", "server", "bucket", "prune", "changes", "notices", "warnings")
+_WARNING_KEYS = ("kind", "queue", "schedules", "command", "message")
 _CHANGE_KEYS = (
     "action", "name", "key", "record_revision", "tombstone_revision", "marker_revision", "marker_tombstone_revision",
     "desired", "live", "fields", "drift", "source", "value", "marker_value", "fires", "sensitive",
@@ -98,6 +111,7 @@ def write_plan(plan: Plan) -> bytes:
         "prune": plan.prune,
         "changes": [_change_doc(c) for c in plan.changes],
         "notices": [notice_document(n) for n in plan.notices],
+        "warnings": [warning_document(w) for w in plan.warnings],
     }
     return layout(document).encode("ascii")
 
@@ -215,13 +229,11 @@ class _Reader:
         if value is None:
             return None
         doc = self.obj(value, where, ("utc", "zone", "local"))
-        return FireTimes(
-            utc=tuple(self.text(t, f"{where}.utc[{i}]") for i, t in enumerate(self.items(doc["utc"], f"{where}.utc"))),
-            zone=self.opt_text(doc["zone"], f"{where}.zone"),
-            local=tuple(
-                self.text(t, f"{where}.local[{i}]") for i, t in enumerate(self.items(doc["local"], f"{where}.local"))
-            ),
-        )
+        utc, zone, local = self.texts(doc["utc"], f"{where}.utc"), doc["zone"], doc["local"]
+        return FireTimes(utc, self.opt_text(zone, f"{where}.zone"), self.texts(local, f"{where}.local"))
+
+    def texts(self, value: object, where: str) -> tuple[str, ...]:
+        return tuple(self.text(t, f"{where}[{i}]") for i, t in enumerate(self.items(value, where)))
 
     def field_change(self, value: object, where: str) -> FieldChange:
         doc = self.obj(value, where, ("field", "before", "after"))
@@ -280,7 +292,8 @@ class _Reader:
                 raise self.fail(f"{where}.marker_value", str(exc)) from None
             if marker.name != change.name:
                 raise self.fail(f"{where}.marker_value", f"marker names {marker.name!r}, not {change.name!r}")
-            self.check_suspension(change, marker, f"{where}.marker_value")
+            if (problem := suspension_problem(change, marker)) is not None:
+                raise self.fail(f"{where}.marker_value{problem[0]}", problem[1])
         elif change.action in (Action.SUSPEND, Action.RESUME):
             raise self.fail(where, f"{change.action.value} changes need marker_value")
         needs = _NEEDS[change.action]
@@ -292,20 +305,15 @@ class _Reader:
             if need is False and have is not None and label != "desired":
                 raise self.fail(where, f"{change.action.value} changes must not have {label}")
 
-    def check_suspension(self, change: Change, marker: Marker, where: str) -> None:
-        # The marker apply writes must say what the change says: suspended (keeping a record
-        # of this very schedule, with this reason) for a suspend, not suspended otherwise.
-        held = marker.suspended
-        if (held is not None) != (change.action is Action.SUSPEND):
-            state = "suspended" if held is not None else "not suspended"
-            raise self.fail(where, f"a {change.action.value} change with a {state} marker")
-        if held is None or change.desired is None:
-            return
-        kept = self.named(held.record, f"{where}.suspended.record", change.name)
-        if replace(kept, created_at=change.desired.created_at) != change.desired:
-            raise self.fail(f"{where}.suspended.record", "the definition kept differs from the desired schedule")
-        if not change.suspended or held.reason != (change.suspend_reason or ""):
-            raise self.fail(f"{where}.suspended.reason", "differs from the change's suspend_reason")
+    def warning(self, value: object, where: str) -> PlanWarning:
+        doc = self.obj(value, where, _WARNING_KEYS)
+        return PlanWarning(
+            self.choice(doc["kind"], f"{where}.kind", WarningKind, "warning kind"),
+            self.text(doc["message"], f"{where}.message"),
+            queue=self.opt_text(doc["queue"], f"{where}.queue"),
+            schedules=self.texts(doc["schedules"], f"{where}.schedules"),
+            command=self.opt_text(doc["command"], f"{where}.command"),
+        )
 
     def notice(self, value: object, where: str) -> Notice:
         doc = self.obj(value, where, _NOTICE_KEYS)
@@ -364,13 +372,14 @@ def read_plan(data: bytes, source: str) -> Plan:
             "",
             f"plan format_version {_show(version)} unsupported (this ajc-gitops reads {FORMAT_VERSION}); plan again",
         )
-    doc = reader.obj(document, "", _TOP_KEYS)
+    doc = reader.obj(document, "", _TOP_KEYS, frozenset({"warnings"}))
     changes = tuple(reader.change(c, f"changes[{i}]") for i, c in enumerate(reader.items(doc["changes"], "changes")))
     names = [c.name for c in changes]
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise reader.fail("changes", f"{duplicate!r} appears more than once")
     notices = tuple(reader.notice(n, f"notices[{i}]") for i, n in enumerate(reader.items(doc["notices"], "notices")))
+    warnings = reader.items(doc.get("warnings", []), "warnings")
     bucket = reader.text(doc["bucket"], "bucket")
     if not _BUCKET.fullmatch(bucket):
         raise reader.fail("bucket", f"not a KV bucket name: {_show(bucket)}")
@@ -382,4 +391,5 @@ def read_plan(data: bytes, source: str) -> Plan:
         reader.flag(doc["prune"], "prune"),
         changes,
         notices,
+        tuple(reader.warning(w, f"warnings[{i}]") for i, w in enumerate(warnings)),
     )

@@ -9,18 +9,19 @@ nothing fires it; ``plan`` shows ``suspend`` and ``resume`` as actions, and ``st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ajc_gitops import codec
 from ajc_gitops.codec import MarkerError, decode_marker, encode_marker, record_digest
 from ajc_gitops.model import Marker, ScheduledTask, Suspension
 from ajc_gitops.names import MARKER_PREFIX, schedule_key
+from ajc_gitops.plan.model import Action, Change
 
 if TYPE_CHECKING:
     from ajc_gitops.state import Snapshot
 
-__all__ = ["Suspended", "kept_task", "suspended_marker", "suspended_schedules", "suspension_of"]
+__all__ = ["Suspended", "kept_task", "suspended_marker", "suspended_schedules", "suspension_of", "suspension_problem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,25 @@ def suspended_marker(
     suspension (a new reason or definition does not restart the clock), else ``stamp``."""
     held = Suspension(since or stamp, reason, record)
     return encode_marker(Marker(name, record_digest(record), source, stamp, sensitive, held))
+
+
+def suspension_problem(change: Change, marker: Marker) -> tuple[str, str] | None:
+    """What is wrong with the marker a saved plan's change would write, as (where below the
+    marker, what), or None. It must say what the change says: suspended, keeping a record of this
+    very schedule with this reason, for a suspend; not suspended otherwise."""
+    held = marker.suspended
+    if (held is not None) != (change.action is Action.SUSPEND):
+        return "", f"a {change.action.value} change with a{' suspended' if held else ' not suspended'} marker"
+    if held is None or change.desired is None:
+        return None
+    result = codec.decode_scheduled_task(held.record)
+    if result.error is not None or result.task.name != change.name:
+        return ".suspended.record", f"not a record of {change.name} Go can decode ({result.error or 'other name'})"
+    if replace(result.task, created_at=change.desired.created_at) != change.desired:
+        return ".suspended.record", "the definition kept differs from the desired schedule"
+    if not change.suspended or held.reason != (change.suspend_reason or ""):
+        return ".suspended.reason", "differs from the change's suspend_reason"
+    return None
 
 
 def _read(name: str, markers: Snapshot, records: Snapshot | None) -> Suspended | None:

@@ -50,5 +50,6 @@ def render(plan: Plan, *, color: bool) -> str:
     lines = [_change(c) for c in plan.changes if c.action is not Action.NOOP]
     lines += [_command("warning", c.source, f"{c.name} {DRIFT_NOTE}") for c in plan.changes if c.drift]
     lines += [_notice(n) for n in plan.notices]
+    lines += [_command("warning", None, w.message) for w in plan.warnings]
     lines.append(summary(plan))
     return "\n".join(lines) + "\n"

@@ -81,4 +81,8 @@ def render(plan: Plan, *, color: bool) -> str:
         if len(plan.notices) > MAX_ROWS:
             out.append(f"- … and {len(plan.notices) - MAX_ROWS} more notices")
         out.append("")
+    if plan.warnings:
+        out += ["#### Warnings", ""]
+        out += [f"- :warning: **{w.kind.value}** {html.escape(w.message)}" for w in plan.warnings[:MAX_ROWS]]
+        out.append("")
     return "\n".join(out) + "\n"

@@ -80,6 +80,10 @@ def render(plan: Plan, *, color: bool) -> str:
             )
         lines.extend(_notice_line(n, color) for n in plan.notices)
         lines.append("")
+    if plan.warnings:
+        lines.append("Warnings:")
+        lines.extend(f"  ! {_paint(w.kind.value, _YELLOW, color)}: {w.message}" for w in plan.warnings)
+        lines.append("")
     if plan.blocked:
         count = len(plan.blocked)
         lines.append(

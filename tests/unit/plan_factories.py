@@ -83,6 +83,7 @@ def plan_for(
     dead_markers: Mapping[str, int] | None = None,
     prune: bool = False,
     adopt: frozenset[str] = frozenset(),
+    queues: frozenset[str] | None = None,
 ) -> Plan:
     return compute_plan(
         desired,
@@ -92,6 +93,7 @@ def plan_for(
         server="nats://127.0.0.1:4222",
         prune=prune,
         adopt=adopt,
+        queues=queues,
     )
 
 

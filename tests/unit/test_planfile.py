@@ -40,12 +40,21 @@ def rich_plan() -> Plan:
         want(task("CONFLICT", queue="X")),
         want(task("BAD")),
     ]
-    return plan_for(desired, live, markers, dead={"NEW": 9, "WAKE": 77}, prune=True, adopt=frozenset({"ADOPTME"}))
+    return plan_for(
+        desired,
+        live,
+        markers,
+        dead={"NEW": 9, "WAKE": 77},
+        prune=True,
+        adopt=frozenset({"ADOPTME"}),
+        queues=frozenset(),
+    )
 
 
 def test_round_trip_is_exact():
     plan = rich_plan()
     assert {c.action for c in plan.changes} == set(Action)
+    assert [w.queue for w in plan.warnings] == ["EMAIL"]
     data = write_plan(plan)
     assert read_plan(data, "plan.json") == plan
     document = json.loads(data)

@@ -121,6 +121,7 @@ def test_json_has_version_summary_changes_and_notices():
         "summary",
         "changes",
         "notices",
+        "warnings",
     ]
     assert document["summary"] == {
         "add": 1,
@@ -132,6 +133,7 @@ def test_json_has_version_summary_changes_and_notices():
         "drifted": 1,
         "notices": 5,
         "blocking": 1,
+        "warnings": 1,
         "has_changes": True,
     }
     new = next(c for c in document["changes"] if c["name"] == "NEW")
@@ -255,3 +257,33 @@ def test_drifted_schedule_gone_from_git_is_not_called_matching():
     plan = plan_for([], live, {"OLD": marker("OLD", record(task("OLD")))})
     out = plan_text.render(plan, color=False)
     assert "still matches" not in out and "  ! not_pruned: scheduled_tasks.OLD" in out
+
+
+# -- warnings: queues that do not exist -------------------------------------------------------
+
+
+def _missing_queue_plan() -> Plan:
+    return plan_for([want(task("A", queue="EMAIL")), want(task("B", queue="DEFAULT"))], queues=frozenset({"DEFAULT"}))
+
+
+def test_every_format_shows_a_missing_queue_in_one_line_with_the_command():
+    plan = _missing_queue_plan()
+    line = (
+        "queue EMAIL has no stream CHORIA_AJ_Q_EMAIL, so every fire ends as queue_error (A fires into it); "
+        "create it with: ajc queue add EMAIL"
+    )
+    text = plan_text.render(plan, color=False).splitlines()
+    assert text[text.index("Warnings:") + 1] == f"  ! missing_queue: {line}"
+    document = json.loads(plan_json.render(plan, color=False))
+    assert document["summary"]["warnings"] == 1
+    assert document["warnings"] == [
+        {
+            "kind": "missing_queue",
+            "queue": "EMAIL",
+            "schedules": ["A"],
+            "command": "ajc queue add EMAIL",
+            "message": line,
+        }
+    ]
+    assert f"- :warning: **missing_queue** {line}" in plan_markdown.render(plan, color=False)
+    assert f"::warning title=ajc-gitops plan::{line}" in plan_github.render(plan, color=False).splitlines()
