@@ -76,6 +76,16 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class Suspension:
+    """A schedule suspended from Git (``suspend: true``): its record is deleted, so no
+    scheduler fires it (Go has no such field), and its definition is kept here instead."""
+
+    at: str  # RFC3339 UTC of the plan that first suspended it
+    reason: str  # the manifest's suspend_reason, "" when none
+    record: bytes  # the record bytes resuming would write (codec output, created_at = ``at``)
+
+
+@dataclass(frozen=True, slots=True)
 class Marker:
     """The ownership marker ajc-gitops writes beside each schedule it manages (``plan/model.py``)."""
 
@@ -86,6 +96,9 @@ class Marker:
     # The manifest marked the payload sensitive. Written only when true, so the markers of
     # every other schedule keep the bytes they had before the flag existed.
     sensitive: bool = False
+    # Suspended from Git: the record is absent on purpose and ``sha256`` is the digest of
+    # ``suspended.record``. None for every schedule that is not suspended.
+    suspended: Suspension | None = None
 
 
 @dataclass(frozen=True, slots=True)

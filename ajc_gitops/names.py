@@ -20,7 +20,9 @@ __all__ = [
     "MEMBER_PREFIX",
     "MSG_ID",
     "QUEUE_STREAM",
+    "QUEUE_STREAM_PREFIX",
     "QUEUE_SUBJECT",
+    "QUEUE_SUBJECTS",
     "ROLLUP",
     "SCHEDULE_PREFIX",
     "TASKS_STREAM",
@@ -77,7 +79,9 @@ MSG_ID = "Nats-Msg-Id"
 TASKS_STREAM = "CHORIA_AJ_TASKS"
 TASK_SUBJECT = "CHORIA_AJ.T.{}"
 QUEUE_STREAM = "CHORIA_AJ_Q_{}"
+QUEUE_STREAM_PREFIX = "CHORIA_AJ_Q_"
 QUEUE_SUBJECT = "CHORIA_AJ.Q.{}.{}"
+QUEUE_SUBJECTS = "CHORIA_AJ.Q.>"  # every queue's work items: how Go's QueueNames finds the queues
 TASK_EVENT_SUBJECT = "CHORIA_AJ.E.task_state.{}"
 LEADER_EVENT_SUBJECT = "CHORIA_AJ.E.leader_election.{}"
 DEFAULT_QUEUE_NAME = "DEFAULT"

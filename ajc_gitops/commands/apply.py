@@ -15,6 +15,7 @@ from ajc_gitops.errors import AjcError, ApplyCancelled, ApplyIncomplete, Command
 from ajc_gitops.manifest.load import MANIFEST_SUFFIXES, LoadResult
 from ajc_gitops.plan.model import Action, Plan
 from ajc_gitops.plan.planfile import read_plan
+from ajc_gitops.render.plan_common import summary as plan_summary
 from ajc_gitops.store import Store
 from ajc_gitops.sync.apply import ApplyResult, apply_plan, check_allowed, work
 
@@ -47,7 +48,12 @@ def summary(plan: Plan, applied: Sequence[str], *, complete: bool = True) -> str
     counts = {a: sum(1 for c in plan.changes if c.action is a and c.name in done) for a in Action}
     changed = counts[Action.UPDATE] + counts[Action.ADOPT]
     head = "Apply complete" if complete else "Apply incomplete"
-    return f"{head}: {counts[Action.CREATE]} added, {changed} changed, {counts[Action.DELETE]} destroyed."
+    text = f"{head}: {counts[Action.CREATE]} added, {changed} changed, {counts[Action.DELETE]} destroyed"
+    if counts[Action.SUSPEND]:
+        text += f", {counts[Action.SUSPEND]} suspended"
+    if counts[Action.RESUME]:
+        text += f", {counts[Action.RESUME]} resumed"
+    return text + "."
 
 
 async def _confirm(plan: Plan, opts: ApplyOptions, *, interactive: bool, ask: Callable[[], str]) -> None:
@@ -78,10 +84,7 @@ async def _apply(
         if saved is not None:
             plan = saved
             common.saved_plan_fits_server(plan, store)
-            output.write(
-                f"Applying the plan saved at {plan.created_at}: {plan.to_add} to add, {plan.to_change} to change, "
-                f"{plan.to_destroy} to destroy."
-            )
+            output.write(f"Applying the plan saved at {plan.created_at}: {plan_summary(plan)}")
             if plan.server != store.server:
                 output.error(f"note: the plan was made against {plan.server}; applying it to {store.server}")
         else:

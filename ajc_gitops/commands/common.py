@@ -15,14 +15,16 @@ from pathlib import Path
 from ajc_gitops import output
 from ajc_gitops.connect import ConnectFlags, ConnectOptions, resolve_connect_options
 from ajc_gitops.errors import ApplyRefused, CommandError
-from ajc_gitops.manifest.load import DesiredSchedule, LoadResult, load_manifests, size_problems, too_large
+from ajc_gitops.manifest.fit import size_problems, too_large
+from ajc_gitops.manifest.load import DesiredSchedule, LoadResult, load_manifests, sized
 from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.model import Plan
+from ajc_gitops.plan.queues import unchecked_warning
 from ajc_gitops.render.plan import PLAN_RENDERERS
 from ajc_gitops.render.problems import RENDERERS as PROBLEM_RENDERERS
 from ajc_gitops.rules import name_problem
 from ajc_gitops.store import Store
-from ajc_gitops.sync.state import read_state
+from ajc_gitops.sync.state import read_queues, read_state
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -57,7 +59,7 @@ def fits_server(loaded: LoadResult, store: Store, output_format: str = "text") -
     """Whether every record and task the schedules make fits the connected server's
     max_payload; if not, its problems are shown as ``validate`` shows them."""
     limit = f"the max_payload of {store.max_payload:,} bytes of {store.server}"
-    problems = size_problems(loaded.schedules, store.max_payload, limit)
+    problems = size_problems(sized(loaded.schedules), store.max_payload, limit)
     if problems:
         _show_problems(replace(loaded, problems=tuple(problems)), output_format)
     return not problems
@@ -90,9 +92,14 @@ async def make_plan(
     prune: bool,
     adopt: frozenset[str],
 ) -> Plan:
-    """Read records and markers (complete, contract §2.1) and diff them against ``desired``."""
+    """Read records and markers (complete, contract §2.1) and the queues that exist, and diff
+    them against ``desired``."""
     records, markers = await read_state(store)
-    return compute_plan(desired, records, markers, now=now, server=store.server, prune=prune, adopt=adopt)
+    queues, unlisted = await read_queues(store)
+    plan = compute_plan(
+        desired, records, markers, now=now, server=store.server, prune=prune, adopt=adopt, queues=queues
+    )
+    return plan if unlisted is None else replace(plan, warnings=(*plan.warnings, unchecked_warning(unlisted)))
 
 
 def render_plan(plan: Plan, output_format: str) -> str:

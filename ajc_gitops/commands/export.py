@@ -11,8 +11,9 @@ from ajc_gitops.commands import common
 from ajc_gitops.commands.options import ExportOptions
 from ajc_gitops.connect import ConnectFlags
 from ajc_gitops.errors import CommandError
-from ajc_gitops.manifest.export import export_schedules, render_stream, write_files
+from ajc_gitops.manifest.export import SuspendedEntry, export_schedules, render_stream, write_files
 from ajc_gitops.names import MARKER_PREFIX, marker_key
+from ajc_gitops.plan.suspend import suspended_schedules
 from ajc_gitops.state import Snapshot
 from ajc_gitops.store import Store
 from ajc_gitops.sync.state import read_state
@@ -38,7 +39,14 @@ def _sensitive_names(markers: Snapshot) -> frozenset[str]:
 
 def run(opts: ExportOptions, *, now: datetime | None = None) -> int:
     server, records, markers = asyncio.run(_records(opts.connect))
-    result = export_schedules(records, opts.names, now=now or datetime.now(UTC), sensitive=_sensitive_names(markers))
+    held = {
+        name: SuspendedEntry(item.task, item.reason, item.marker_revision)
+        for name, item in suspended_schedules(markers, records).items()
+        if item.task is not None
+    }
+    result = export_schedules(
+        records, opts.names, now=now or datetime.now(UTC), sensitive=_sensitive_names(markers), suspended=held
+    )
     for key, why in result.skipped:
         output.error(f"warning: {server}: {key}: not exported: {why}")
     for key, note in result.warnings:

@@ -17,7 +17,7 @@ import base64
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,12 +30,12 @@ from ajc_gitops.errors import ExportError
 from ajc_gitops.gowire.durations import format_duration
 from ajc_gitops.manifest.load import load_manifests
 from ajc_gitops.model import ScheduledTask
-from ajc_gitops.names import SCHEDULE_PREFIX
+from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, marker_key
 
 if TYPE_CHECKING:
     from ajc_gitops.state import Snapshot
 
-__all__ = ["ExportResult", "Exported", "export_schedules", "render_stream", "write_files"]
+__all__ = ["ExportResult", "Exported", "SuspendedEntry", "export_schedules", "render_stream", "write_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,15 @@ class ExportResult:
     skipped: tuple[tuple[str, str], ...]  # (key, why it cannot be a manifest)
     missing: tuple[str, ...]  # requested names that are not live
     warnings: tuple[tuple[str, str], ...] = ()  # (key, what the manifest loader will say)
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendedEntry:
+    """A suspended schedule: no record, its definition kept in its ownership marker."""
+
+    task: ScheduledTask
+    reason: str
+    revision: int  # the marker's
 
 
 class _Quoted(str):
@@ -87,7 +96,13 @@ def json_payload(payload: bytes) -> tuple[bool, Any]:
     return same, value
 
 
-def manifest_entry(task: ScheduledTask, *, force_base64: bool = False, sensitive: bool = False) -> dict[str, Any]:
+def manifest_entry(
+    task: ScheduledTask,
+    *,
+    force_base64: bool = False,
+    sensitive: bool = False,
+    suspend: SuspendedEntry | None = None,
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": task.name,
         "schedule": _Quoted(task.schedule),
@@ -102,6 +117,10 @@ def manifest_entry(task: ScheduledTask, *, force_base64: bool = False, sensitive
             entry["payload_base64"] = base64.b64encode(task.payload).decode("ascii")
     if sensitive:
         entry["payload_sensitive"] = True
+    if suspend is not None:
+        entry["suspend"] = True
+        if suspend.reason:
+            entry["suspend_reason"] = suspend.reason
     if task.deadline_ns:
         entry["deadline"] = format_duration(task.deadline_ns)  # Go's Duration.String, parses back exactly
     entry["max_tries"] = task.max_tries  # always: the loader's default (10) may differ from the record
@@ -142,10 +161,18 @@ def _read_back(exported: Sequence[Exported], now: datetime) -> tuple[dict[str, S
 
 
 def export_schedules(
-    records: Snapshot, names: Iterable[str] = (), *, now: datetime, sensitive: frozenset[str] = frozenset()
+    records: Snapshot,
+    names: Iterable[str] = (),
+    *,
+    now: datetime,
+    sensitive: frozenset[str] = frozenset(),
+    suspended: Mapping[str, SuspendedEntry] | None = None,
 ) -> ExportResult:
     """Manifest entries for the live schedules (all, or ``names``), checked by reading back.
-    Names in ``sensitive`` (their ownership marker says so) keep ``payload_sensitive: true``."""
+    Names in ``sensitive`` (their ownership marker says so) keep ``payload_sensitive: true``;
+    ``suspended`` schedules (no record) are exported from their kept definition with
+    ``suspend: true`` and their reason."""
+    held = {n: s for n, s in (suspended or {}).items() if SCHEDULE_PREFIX + n not in records.live}
     wanted = list(dict.fromkeys(names))
     skipped: list[tuple[str, str]] = []
     exported: list[Exported] = []
@@ -160,7 +187,13 @@ def export_schedules(
             continue
         live[name] = task
         exported.append(Exported(name, key, entry.revision, manifest_entry(task, sensitive=name in sensitive)))
-    missing = tuple(n for n in wanted if SCHEDULE_PREFIX + n not in records.live)
+    for name, kept in sorted(held.items()):
+        if not wanted or name in wanted:
+            live[name] = kept.task
+            entry_map = manifest_entry(kept.task, sensitive=name in sensitive, suspend=kept)
+            exported.append(Exported(name, marker_key(name), kept.revision, entry_map))
+    exported.sort(key=lambda e: e.name)
+    missing = tuple(n for n in wanted if SCHEDULE_PREFIX + n not in records.live and n not in held)
     warnings: list[tuple[str, str]] = []
     if exported:
         tasks, problems = _read_back(exported, now)
@@ -172,7 +205,9 @@ def export_schedules(
                     e.name,
                     e.key,
                     e.revision,
-                    manifest_entry(live[e.name], force_base64=True, sensitive=e.name in sensitive),
+                    manifest_entry(
+                        live[e.name], force_base64=True, sensitive=e.name in sensitive, suspend=held.get(e.name)
+                    ),
                 )
                 if e.name in redo
                 else e
@@ -189,6 +224,11 @@ def export_schedules(
 
 
 def _header(item: Exported) -> str:
+    if item.key.startswith(MARKER_PREFIX):
+        return (
+            f"# Exported by ajc-gitops from {item.key} (revision {item.revision}): suspended, so it has no\n"
+            "# record; its definition is kept in its ownership marker. Remove suspend: to resume it.\n"
+        )
     return (
         f"# Exported by ajc-gitops from {item.key} (revision {item.revision}).\n"
         f"# Not managed by ajc-gitops until adopted: ajc-gitops apply <dir> --adopt {item.name}\n"

@@ -17,12 +17,13 @@ from typing import Any
 
 from ajc_gitops import codec, rules
 from ajc_gitops.manifest import schemacheck
+from ajc_gitops.manifest.fit import size_problems
 from ajc_gitops.manifest.yamlload import Document, JsonPath, load_documents
 from ajc_gitops.model import ScheduledTask
 from ajc_gitops.problems import Location, Problem, Severity
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-_DEFAULTABLE = ("queue", "task_type", "deadline", "max_tries", "payload_sensitive")
+_DEFAULTABLE = ("queue", "task_type", "deadline", "max_tries", "payload_sensitive", "suspend", "suspend_reason")
 # Fields whose content rules.py explains better than a bare schema pattern.
 _EXPLAINED_BY_RULES = frozenset({"name", "queue", "task_type", "deadline", "payload_base64"})
 
@@ -42,6 +43,10 @@ class DesiredSchedule:
     payload_form: PayloadForm
     payload_sensitive: bool = False  # plan output masks the payload
     payload_location: Location | None = None
+    # Suspended from Git: apply deletes the record (no scheduler fires it) and keeps the
+    # definition, the reason and the time in the ownership marker (plan/suspend.py).
+    suspend: bool = False
+    suspend_reason: str = ""
 
 
 class ScheduleVerdicts:
@@ -147,7 +152,7 @@ def load_manifests(
             schedules.extend(_load_document(doc, problems, named, verdicts))
     problems.extend(_duplicate_names(named))
     if max_payload is not None:
-        oversized = size_problems(schedules, max_payload, f"NATS's default max_payload of {max_payload:,} bytes")
+        oversized = size_problems(sized(schedules), max_payload, f"NATS's default max_payload of {max_payload:,} bytes")
         problems.extend(oversized)
         flagged = {p.location for p in oversized}
         schedules = [s for s in schedules if (s.payload_location or s.location) not in flagged]
@@ -292,19 +297,32 @@ def _load_entry(
             # itself (NewTask sets 10 and only a positive option overrides it).
             max_tries = int(found[0]) or rules.DEFAULT_MAX_TRIES
 
-    sensitive = False
-    if (found := field("payload_sensitive")) is not None:
+    def flag(key: str) -> bool:
+        nonlocal ok
+        if (found := field(key)) is None:
+            return False
         written = doc.plain_text.get(found[1], "")
         if found[1] in broken:
             ok = False
         elif written.lower() not in ("true", "false"):
             # YAML 1.1 (PyYAML) reads yes/no/on/off as booleans, YAML 1.2 editors and
             # check-jsonschema read them as strings: accept only what both agree on.
-            fail(
-                found[1], f"write payload_sensitive as true or false, not {written!r} (YAML 1.2 reads that as a string)"
-            )
+            fail(found[1], f"write {key} as true or false, not {written!r} (YAML 1.2 reads that as a string)")
         else:
-            sensitive = found[0] is True
+            return found[0] is True
+        return False
+
+    sensitive = flag("payload_sensitive")
+    suspend = flag("suspend")
+    reason, reason_at = text("suspend_reason", "")
+    if reason and not suspend and reason_at not in skip:
+        problems.append(
+            Problem(
+                doc.location(reason_at),
+                "suspend_reason has no effect without suspend: true; remove it, or suspend the schedule",
+                Severity.WARNING,
+            )
+        )
 
     payload, form = _payload(path, entry, broken, fail)
     if not ok:
@@ -319,31 +337,14 @@ def _load_entry(
         max_tries=max_tries,
     )
     payload_at = next(((*path, k) for k in ("payload", "payload_base64") if k in entry), None)
-    return DesiredSchedule(task, doc.location(path), form, sensitive, doc.location(payload_at) if payload_at else None)
+    payload_location = doc.location(payload_at) if payload_at else None
+    location = doc.location(path)
+    return DesiredSchedule(task, location, form, sensitive, payload_location, suspend=suspend, suspend_reason=reason)
 
 
-def too_large(task: ScheduledTask, max_payload: int, limit: str) -> str | None:
-    """Why a server with ``max_payload`` (described by ``limit``) would refuse the schedule's
-    record or every task it fires, or None. A task record holds the payload base64-encoded
-    once more than the schedule record does, so it is nearly always the larger."""
-    size, what = max(
-        (codec.fire_publish_size(task), "the task record each fire stores"),
-        (codec.record_publish_size(task), "the schedule record"),
-    )
-    if size <= max_payload:
-        return None
-    return (
-        f"payload of {len(task.payload or b''):,} bytes makes {what} {size:,} bytes, above {limit}; "
-        "store large data elsewhere and pass a reference"
-    )
-
-
-def size_problems(schedules: Iterable[DesiredSchedule], max_payload: int, limit: str) -> list[Problem]:
-    return [
-        Problem(item.payload_location or item.location, message)
-        for item in schedules
-        if (message := too_large(item.task, max_payload, limit)) is not None
-    ]
+def sized(schedules: Iterable[DesiredSchedule]) -> list[tuple[ScheduledTask, Location]]:
+    """Each schedule with the place a size problem points at: its payload, else its entry."""
+    return [(item.task, item.payload_location or item.location) for item in schedules]
 
 
 def _payload(

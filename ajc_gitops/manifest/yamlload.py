@@ -129,9 +129,9 @@ class _Builder:
             value = self._constructor.construct_object(node)
         except yaml.YAMLError as exc:
             return None, f"cannot read value: {getattr(exc, 'problem', exc)}"
-        except (ValueError, KeyError, OverflowError) as exc:
+        except (ValueError, KeyError, IndexError, OverflowError) as exc:
             # PyYAML's constructors raise these on an explicit tag over other text (!!int abc,
-            # !!bool maybe) and on integers past Python's digit limit.
+            # !!bool maybe, !!int '' an IndexError) and on integers past Python's digit limit.
             if isinstance(exc, ValueError) and "digits" in str(exc):
                 return None, _too_large(node.value)
             kind = node.tag.rsplit(":", 1)[-1]

@@ -13,42 +13,30 @@ fire times are computed only for writes, once per distinct schedule text.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ajc_gitops import codec
-from ajc_gitops.codec import MarkerError, decode_marker, encode_marker, record_digest
-from ajc_gitops.gowire import cron
+from ajc_gitops.codec import encode_marker, record_digest
 from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, from_datetime, parse_json_time
 from ajc_gitops.manifest.load import DesiredSchedule, PayloadForm
 from ajc_gitops.model import GoTime, Marker, ScheduledTask
-from ajc_gitops.names import CONFIG_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
+from ajc_gitops.names import CONFIG_BUCKET, SCHEDULE_PREFIX, schedule_key
 from ajc_gitops.plan import fields
+from ajc_gitops.plan.fires import fire_times
 from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
-from ajc_gitops.rules import name_problem
+from ajc_gitops.plan.queues import missing_queues
+from ajc_gitops.plan.reading import Live, Owned, decode_live, key_name, read_markers, skipped_notice
+from ajc_gitops.plan.suspend import kept_task, suspended_marker
 
 if TYPE_CHECKING:
     # Types only: store/ is the async, nats-importing world; plan/ stays synchronous
     # (STYLE.md module map) and only reads the frozen values it is given.
     from ajc_gitops.state import Entry, Snapshot
 
-FIRE_COUNT = 3
 _CREATED_AT_TAIL = re.compile(rb',"created_at":("[^"\\]*")\}')
-
-
-@dataclass(frozen=True, slots=True)
-class _Live:
-    entry: Entry
-    task: ScheduledTask | None  # None: Go cannot decode it
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Owned:
-    entry: Entry
-    marker: Marker | None  # None: the marker's value is not ours (still counts as managed)
 
 
 @dataclass
@@ -62,80 +50,6 @@ class _Context:
     fire_cache: dict[str, FireTimes | None]
 
 
-def _suffix(key: str, prefix: str) -> str | None:
-    """The name token of a key, or None when Go's ``<prefix>*`` watch does not see the key."""
-    name = key[len(prefix) :]
-    return name if key.startswith(prefix) and name and "." not in name else None
-
-
-def _skipped(key: str, revision: int | None, what: str) -> Notice:
-    return Notice(
-        NoticeKind.INVALID_RECORD,
-        key.rpartition(".")[2],
-        key,
-        revision,
-        what,
-    )
-
-
-def _read_markers(markers: Snapshot, notices: list[Notice]) -> tuple[dict[str, _Owned], dict[str, int]]:
-    owned: dict[str, _Owned] = {}
-    for key, entry in markers.live.items():
-        name = _suffix(key, MARKER_PREFIX)
-        if name is None or name_problem(name) is not None:
-            notices.append(_skipped(key, entry.revision, "not an ajc-gitops marker key (bad name); ignored"))
-            continue
-        marker: Marker | None = None
-        try:
-            marker = decode_marker(entry.value or b"")
-            if marker.name != name:
-                raise MarkerError(f"marker names {marker.name!r}, not {name!r}")
-        except MarkerError as exc:
-            marker = None
-            notices.append(
-                _skipped(key, entry.revision, f"ownership marker is unreadable ({exc}); {name} still counts as managed")
-            )
-        owned[name] = _Owned(entry, marker)
-    tombstones = {}
-    for key, entry in markers.tombstones.items():
-        name = _suffix(key, MARKER_PREFIX)
-        if name is not None:
-            tombstones[name] = entry.revision
-    return owned, tombstones
-
-
-def _decode_live(name: str, entry: Entry, notices: list[Notice]) -> _Live:
-    """Go-exact decode (contract §2.3), reporting what Go would skip or misread."""
-    result = codec.decode_scheduled_task(entry.value or b"")
-    if result.error is not None:
-        notices.append(
-            Notice(
-                NoticeKind.INVALID_RECORD,
-                name,
-                entry.key,
-                entry.revision,
-                f"Go cannot decode this record and skips it: {result.error}",
-            )
-        )
-        return _Live(entry, None, str(result.error))
-    task = result.task
-    if task.name != name:
-        # Contract §3 item 5: Go registers it under the JSON name but deletes by key.
-        notices.append(
-            Notice(
-                NoticeKind.INVALID_RECORD,
-                name,
-                entry.key,
-                entry.revision,
-                f"JSON name {task.name!r} differs from the key: Go registers it as {task.name!r} "
-                f"and a delete of {entry.key} does not stop it",
-            )
-        )
-    for warning in result.warnings:
-        notices.append(Notice(NoticeKind.LEGACY_RECORD, name, entry.key, entry.revision, warning))
-    return _Live(entry, task)
-
-
 def _with_time(task: ScheduledTask, created_at: GoTime) -> ScheduledTask:
     # dataclasses.replace is several times slower, and this runs for every desired schedule.
     return ScheduledTask(
@@ -143,7 +57,7 @@ def _with_time(task: ScheduledTask, created_at: GoTime) -> ScheduledTask:
     )
 
 
-def _fast_live(desired: ScheduledTask, value: bytes, entry: Entry) -> _Live | None:
+def _fast_live(desired: ScheduledTask, value: bytes, entry: Entry) -> Live | None:
     """The live task when the record is the codec's encoding of ``desired`` plus any valid
     ``created_at``; such bytes decode to exactly those fields, so no full decode is needed."""
     live = entry.value or b""
@@ -157,44 +71,19 @@ def _fast_live(desired: ScheduledTask, value: bytes, entry: Entry) -> _Live | No
         created = parse_json_time(tail.group(1))
     except GoTimeParseError:
         return None
-    return _Live(entry, _with_time(desired, created))
-
-
-def _zone_of(schedule: str) -> str | None:
-    if not schedule.startswith(("TZ=", "CRON_TZ=")):
-        return None
-    return schedule[schedule.find("=") + 1 : schedule.find(" ")] or "UTC"
-
-
-def _fires(schedule: str, now: datetime, cache: dict[str, FireTimes | None]) -> FireTimes | None:
-    if schedule in cache:
-        return cache[schedule]
-    try:
-        parsed = cron.parse_standard(schedule)
-    except cron.CronError:
-        found = None  # the loader rejected it already; a plan shows no times rather than crash
-    else:
-        times = cron.next_times(parsed, now, FIRE_COUNT)
-        zone = _zone_of(schedule)
-        found = FireTimes(
-            utc=tuple(t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for t in times),
-            zone=zone,
-            local=tuple(t.astimezone(parsed.location).isoformat() for t in times) if zone else (),
-        )
-    cache[schedule] = found
-    return found
+    return Live(entry, _with_time(desired, created))
 
 
 def _marker_bytes(name: str, record: bytes, source: str, ctx: _Context, *, sensitive: bool) -> bytes:
     return encode_marker(Marker(name, record_digest(record), source, ctx.stamp, sensitive))
 
 
-def _marked_sensitive(owned: _Owned | None) -> bool:
+def _marked_sensitive(owned: Owned | None) -> bool:
     return owned is not None and owned.marker is not None and owned.marker.sensitive
 
 
 def _plan_desired(
-    item: DesiredSchedule, value: bytes, live: _Live | None, owned: _Owned | None, ctx: _Context, now: datetime
+    item: DesiredSchedule, value: bytes, live: Live | None, owned: Owned | None, ctx: _Context, now: datetime
 ) -> Change | None:
     task = item.task
     name = task.name
@@ -228,9 +117,17 @@ def _plan_desired(
             drift=drift,
             value=value,
             marker_value=marker_for(value),
-            fires=_fires(task.schedule, now, ctx.fire_cache),
+            fires=fire_times(task.schedule, now, ctx.fire_cache),
         )
 
+    held = owned.marker.suspended if owned is not None and owned.marker is not None else None
+    if item.suspend and (owned is not None or live is None or name in ctx.adopt):
+        return _plan_suspend(item, value, live, owned, ctx, base)
+    if live is None and held is not None and owned is not None and owned.marker is not None:
+        # Resume: a suspension deleted the record, so its absence is no drift.
+        kept = kept_task(owned.marker)
+        changed_since = fields.listing(task, as_after=True) if kept is None else _diff(item, kept)
+        return write(Action.RESUME, changed_since, False)
     if live is None:
         # A marker without its record: the record was deleted outside Git (or an apply
         # stopped between Delete and Create, contract §3).
@@ -239,7 +136,7 @@ def _plan_desired(
     if live.task is None:
         changed: tuple[FieldChange, ...] = (FieldChange("record", f"undecodable: {live.error}", "valid record"),)
     else:
-        changed = fields.diff_fields(task, live.task, desired_is_json=item.payload_form is PayloadForm.JSON)
+        changed = _diff(item, live.task)
     if owned is None:
         if name not in ctx.adopt:
             ctx.notices.append(
@@ -248,7 +145,10 @@ def _plan_desired(
                     name,
                     live.entry.key,
                     live.entry.revision,
-                    f"{name} exists in the store but was not created by ajc-gitops (e.g. ajc task cron add); "
+                    f"{source}: {name} was not created by ajc-gitops (e.g. ajc task cron add), so it cannot be "
+                    f"suspended from Git until adopted; run with --adopt {name} to take it over"
+                    if item.suspend
+                    else f"{name} exists in the store but was not created by ajc-gitops (e.g. ajc task cron add); "
                     f"run with --adopt {name} to take it over, or rename it in the manifest",
                     blocking=True,
                     source=source,
@@ -261,7 +161,7 @@ def _plan_desired(
         return replace(
             base,
             action=Action.ADOPT,
-            fires=_fires(task.schedule, now, ctx.fire_cache),
+            fires=fire_times(task.schedule, now, ctx.fire_cache),
             marker_value=marker_for(live_bytes),
         )
     drift = owned.marker is None or owned.marker.sha256 != record_digest(live_bytes)
@@ -277,7 +177,57 @@ def _plan_desired(
     return base
 
 
-def _plan_leftover(name: str, live: _Live, owned: _Owned | None, prune: bool, notices: list[Notice]) -> Change | None:
+def _diff(item: DesiredSchedule, live: ScheduledTask) -> tuple[FieldChange, ...]:
+    return fields.diff_fields(item.task, live, desired_is_json=item.payload_form is PayloadForm.JSON)
+
+
+def _plan_suspend(
+    item: DesiredSchedule, value: bytes, live: Live | None, owned: Owned | None, ctx: _Context, base: Change
+) -> Change:
+    """``suspend: true``: the marker keeps the definition and the reason, and a live record is
+    deleted (revision-guarded) so that no scheduler, Go's included, fires it."""
+    marker = owned.marker if owned is not None else None
+    held = marker.suspended if marker is not None else None
+    kept = kept_task(marker) if marker is not None else None
+    compared = live.task if live is not None else kept
+    changed = () if compared is None else _diff(item, compared)
+    # Already suspended with this very definition: keep its record (and created_at).
+    unchanged = live is None and held is not None and kept is not None and not changed
+    if (
+        unchanged
+        and held is not None
+        and marker is not None
+        and (held.reason, marker.sensitive) == (item.suspend_reason, item.payload_sensitive)
+    ):
+        return replace(base, suspended=True, suspend_reason=held.reason)
+    if owned is None:
+        drift = False  # new, or adopted
+    elif held is not None:
+        drift = live is not None  # re-created outside Git while suspended
+    else:
+        # Not what ajc-gitops wrote, or deleted outside Git.
+        drift = live is None or marker is None or marker.sha256 != record_digest(live.entry.value or b"")
+    marker_value = suspended_marker(
+        item.task.name,
+        held.record if unchanged and held is not None else value,
+        str(item.location),
+        ctx.stamp,
+        sensitive=item.payload_sensitive,
+        reason=item.suspend_reason,
+        since=held.at if held is not None else None,
+    )
+    return replace(
+        base,
+        action=Action.SUSPEND,
+        fields=fields.masked(changed) if base.sensitive else changed,
+        drift=drift,
+        marker_value=marker_value,
+        suspended=True,
+        suspend_reason=item.suspend_reason,
+    )
+
+
+def _plan_leftover(name: str, live: Live, owned: Owned | None, prune: bool, notices: list[Notice]) -> Change | None:
     entry = live.entry
     if owned is None:
         notices.append(
@@ -332,14 +282,16 @@ def compute_plan(
     prune: bool,
     adopt: frozenset[str] = frozenset(),
     bucket: str = CONFIG_BUCKET,
+    queues: Collection[str] | None = None,
 ) -> Plan:
     """The plan that makes the store match ``desired``. ``records`` holds ``scheduled_tasks.*``
     (live and tombstones), ``markers`` ``ajc_gitops.managed.*``. Names in ``desired`` must be
-    unique (the loader reports duplicates)."""
+    unique (the loader reports duplicates). ``queues``, the queues that exist (None: unknown),
+    turns every schedule that fires after apply into a queue that does not into a warning."""
     now = now.astimezone(UTC)
     now_time = from_datetime(now)
     notices: list[Notice] = []
-    owned, marker_tombstones = _read_markers(markers, notices)
+    owned, marker_tombstones = read_markers(markers, notices)
     ctx = _Context(now_time, format_rfc3339nano(now_time), adopt, records, marker_tombstones, notices, {})
     wanted: dict[str, DesiredSchedule] = {}
     for item in desired:
@@ -348,30 +300,36 @@ def compute_plan(
 
     live_entries: dict[str, Entry] = {}
     for key, entry in records.live.items():
-        name = _suffix(key, SCHEDULE_PREFIX)
+        name = key_name(key, SCHEDULE_PREFIX)
         if name is None:
             notices.append(
-                _skipped(key, entry.revision, "not a key Go reads (it watches scheduled_tasks.* only); ignored")
+                skipped_notice(key, entry.revision, "not a key Go reads (it watches scheduled_tasks.* only); ignored")
             )
         else:
             live_entries[name] = entry
 
     changes: list[Change] = []
+    untouched: list[tuple[str, str]] = []  # (name, queue) of live schedules the plan leaves alone
     for name, item in wanted.items():
         found = live_entries.get(name)
         # The exact bytes a write would store (contract §2.1, created_at = plan time).
         value = codec.encode_scheduled_task(_with_time(item.task, now_time))
         live = None
         if found is not None:
-            live = _fast_live(item.task, value, found) or _decode_live(name, found, notices)
+            live = _fast_live(item.task, value, found) or decode_live(name, found, notices)
         change = _plan_desired(item, value, live, owned.get(name), ctx, now)
         if change is not None:
             changes.append(change)
+        elif live is not None and live.task is not None:
+            untouched.append((name, live.task.queue))  # blocked: the hand-made record stays
     for name, entry in live_entries.items():
         if name not in wanted:
-            change = _plan_leftover(name, _decode_live(name, entry, notices), owned.get(name), prune, notices)
+            decoded = decode_live(name, entry, notices)
+            change = _plan_leftover(name, decoded, owned.get(name), prune, notices)
             if change is not None:
                 changes.append(change)
+            elif decoded.task is not None:
+                untouched.append((name, decoded.task.queue))
     for name, own in owned.items():
         if name not in wanted and name not in live_entries:
             notices.append(
@@ -380,10 +338,26 @@ def compute_plan(
                     name,
                     own.entry.key,
                     own.entry.revision,
-                    f"ownership marker for {name}, which is neither in the store nor in the manifests"
+                    (
+                        f"{name} is suspended and no longer in the manifests; its definition is kept only in "
+                        "the ownership marker"
+                        if own.marker is not None and own.marker.suspended is not None
+                        else f"ownership marker for {name}, which is neither in the store nor in the manifests"
+                    )
                     + ("; apply removes it" if prune else "; --prune removes it"),
                 )
             )
     changes.sort(key=lambda c: c.name)
     notices.sort(key=lambda n: (n.key, n.kind.value, n.message))
-    return Plan(FORMAT_VERSION, ctx.stamp, server, bucket, prune, tuple(changes), tuple(notices))
+    warnings = () if queues is None else missing_queues([*_firing(changes), *untouched], queues)
+    return Plan(FORMAT_VERSION, ctx.stamp, server, bucket, prune, tuple(changes), tuple(notices), warnings)
+
+
+def _firing(changes: Sequence[Change]) -> list[tuple[str, str]]:
+    """(name, queue) of every schedule a scheduler fires once the plan is applied."""
+    found = []
+    for change in changes:
+        task = change.desired or change.live
+        if task is not None and not change.suspended and change.action is not Action.DELETE:
+            found.append((change.name, task.queue))
+    return found

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ajc_gitops.plan.model import Action, Change, FireTimes, Notice, Plan
+from ajc_gitops.plan.model import Action, Change, FireTimes, Notice, Plan, PlanWarning
 
-__all__ = ["change_document", "layout", "notice_document", "plan_document"]
+__all__ = ["change_document", "layout", "notice_document", "plan_document", "warning_document"]
 
 
 def _fires(fires: FireTimes | None) -> dict[str, Any] | None:
@@ -26,6 +26,8 @@ def change_document(change: Change) -> dict[str, Any]:
         "marker_revision": change.marker_revision,
         "drift": change.drift,
         "sensitive": change.sensitive,
+        "suspended": change.suspended,
+        "suspend_reason": change.suspend_reason,
         "source": change.source,
         "fields": [{"field": f.field, "before": f.before, "after": f.after} for f in change.fields],
         "fires": _fires(change.fires),
@@ -44,6 +46,16 @@ def notice_document(notice: Notice) -> dict[str, Any]:
     }
 
 
+def warning_document(warning: PlanWarning) -> dict[str, Any]:
+    return {
+        "kind": warning.kind.value,
+        "queue": warning.queue,
+        "schedules": list(warning.schedules),
+        "command": warning.command,
+        "message": warning.message,
+    }
+
+
 def plan_document(plan: Plan) -> dict[str, Any]:
     """What ``plan --format json`` prints (docs/plan-json.md)."""
     return {
@@ -56,14 +68,18 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "add": plan.to_add,
             "change": plan.to_change,
             "destroy": plan.to_destroy,
+            "suspend": plan.to_suspend,
+            "resume": plan.to_resume,
             "no_op": plan.count(Action.NOOP),
             "drifted": len(plan.drifted),
             "notices": len(plan.notices),
             "blocking": len(plan.blocked),
+            "warnings": len(plan.warnings),
             "has_changes": plan.has_changes,
         },
         "changes": [change_document(c) for c in plan.changes],
         "notices": [notice_document(n) for n in plan.notices],
+        "warnings": [warning_document(w) for w in plan.warnings],
     }
 
 

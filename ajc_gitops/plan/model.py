@@ -26,6 +26,8 @@ class Action(StrEnum):
     UPDATE = "update"  # differs: write marker, then guarded Delete, then Create (contract §3)
     DELETE = "delete"  # managed, gone from Git, --prune: guarded Delete, then drop the marker
     ADOPT = "adopt"  # hand-made schedule taken over on request: write the marker (and update if it differs)
+    SUSPEND = "suspend"  # suspend: true: write the suspended marker, then guarded Delete of a live record
+    RESUME = "resume"  # the flag removed: write the marker, then KV Create over the tombstone
     NOOP = "no-op"
 
 
@@ -36,6 +38,23 @@ class NoticeKind(StrEnum):
     INVALID_RECORD = "invalid_record"  # a live record Go cannot decode, or whose name differs from its key
     LEGACY_RECORD = "legacy_record"  # decodes, with a warning (e.g. the 2022 MaxTries field)
     ORPHAN_MARKER = "orphan_marker"  # a marker without a record and not in Git
+
+
+class WarningKind(StrEnum):
+    MISSING_QUEUE = "missing_queue"  # a schedule fires into a queue that has no stream: queue_error
+    QUEUES_UNCHECKED = "queues_unchecked"  # the queue streams could not be listed (permissions?)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """Not a change and not about one key: something that will go wrong after apply.
+    ``command`` is the command that fixes it, when there is one."""
+
+    kind: WarningKind
+    message: str  # one line for humans
+    queue: str | None = None
+    schedules: tuple[str, ...] = ()
+    command: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +99,10 @@ class Change:
     # The payload is sensitive (the manifest or the ownership marker says so): its
     # FieldChange texts are masked, and renderers have nothing else that shows it.
     sensitive: bool = False
+    # After apply the schedule is suspended (its record absent, its definition in the marker),
+    # and why; ``suspend_reason`` is None when it is not suspended.
+    suspended: bool = False
+    suspend_reason: str | None = None
 
     @property
     def key(self) -> str:
@@ -106,6 +129,7 @@ class Plan:
     prune: bool
     changes: tuple[Change, ...]  # every managed or desired name, no-ops included, sorted by name
     notices: tuple[Notice, ...]
+    warnings: tuple[PlanWarning, ...] = ()
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.changes if c.action is action)
@@ -121,6 +145,14 @@ class Plan:
     @property
     def to_destroy(self) -> int:
         return self.count(Action.DELETE)
+
+    @property
+    def to_suspend(self) -> int:
+        return self.count(Action.SUSPEND)
+
+    @property
+    def to_resume(self) -> int:
+        return self.count(Action.RESUME)
 
     @property
     def has_changes(self) -> bool:

@@ -22,18 +22,33 @@ from ajc_gitops.errors import PlanFileError
 from ajc_gitops.gowire.gotime import GoTimeParseError, format_rfc3339nano, parse_json_time
 from ajc_gitops.model import ZERO_TIME, GoTime, ScheduledTask
 from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, schedule_key
-from ajc_gitops.plan.document import change_document, layout, notice_document
-from ajc_gitops.plan.model import FORMAT_VERSION, Action, Change, FieldChange, FireTimes, Notice, NoticeKind, Plan
+from ajc_gitops.plan.document import change_document, layout, notice_document, warning_document
+from ajc_gitops.plan.model import (
+    FORMAT_VERSION,
+    Action,
+    Change,
+    FieldChange,
+    FireTimes,
+    Notice,
+    NoticeKind,
+    Plan,
+    PlanWarning,
+    WarningKind,
+)
+from ajc_gitops.plan.strictjson import strict_loads
+from ajc_gitops.plan.suspend import suspension_problem
 from ajc_gitops.rules import name_problem
 
 KIND = "ajc-gitops-plan"
-_TOP_KEYS = ("format_version", "kind", "created_at", "server", "bucket", "prune", "changes", "notices")
+_TOP_KEYS = ("format_version", "kind", "created_at", "server", "bucket", "prune", "changes", "notices", "warnings")
+_WARNING_KEYS = ("kind", "queue", "schedules", "command", "message")
 _CHANGE_KEYS = (
     "action", "name", "key", "record_revision", "tombstone_revision", "marker_revision", "marker_tombstone_revision",
     "desired", "live", "fields", "drift", "source", "value", "marker_value", "fires", "sensitive",
+    "suspended", "suspend_reason",
 )  # fmt: skip
 # Keys a plan file written before they existed lacks (same format_version: only additions).
-_OPTIONAL_CHANGE_KEYS = frozenset({"sensitive", "key"})
+_OPTIONAL_CHANGE_KEYS = frozenset({"sensitive", "key", "suspended", "suspend_reason"})
 _NOTICE_KEYS = ("kind", "name", "key", "revision", "message", "blocking", "source")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _BUCKET = re.compile(r"[a-zA-Z0-9_-]+")
@@ -44,6 +59,9 @@ _NEEDS: dict[Action, tuple[bool | None, bool | None, bool | None, bool]] = {
     Action.ADOPT: (None, True, True, True),
     Action.DELETE: (False, False, True, False),
     Action.NOOP: (False, None, None, False),
+    # A suspend writes no record (it deletes a live one); a resume creates it over the tombstone.
+    Action.SUSPEND: (False, True, None, True),
+    Action.RESUME: (True, True, False, True),
 }
 _TAIL = b',"created_at":'
 _MAX_REVISION = 2**64 - 1
@@ -95,6 +113,7 @@ def write_plan(plan: Plan) -> bytes:
         "prune": plan.prune,
         "changes": [_change_doc(c) for c in plan.changes],
         "notices": [notice_document(n) for n in plan.notices],
+        "warnings": [warning_document(w) for w in plan.warnings],
     }
     return layout(document).encode("ascii")
 
@@ -213,13 +232,11 @@ class _Reader:
         if value is None:
             return None
         doc = self.obj(value, where, ("utc", "zone", "local"))
-        return FireTimes(
-            utc=tuple(self.text(t, f"{where}.utc[{i}]") for i, t in enumerate(self.items(doc["utc"], f"{where}.utc"))),
-            zone=self.opt_text(doc["zone"], f"{where}.zone"),
-            local=tuple(
-                self.text(t, f"{where}.local[{i}]") for i, t in enumerate(self.items(doc["local"], f"{where}.local"))
-            ),
-        )
+        utc, zone, local = self.texts(doc["utc"], f"{where}.utc"), doc["zone"], doc["local"]
+        return FireTimes(utc, self.opt_text(zone, f"{where}.zone"), self.texts(local, f"{where}.local"))
+
+    def texts(self, value: object, where: str) -> tuple[str, ...]:
+        return tuple(self.text(t, f"{where}[{i}]") for i, t in enumerate(self.items(value, where)))
 
     def field_change(self, value: object, where: str) -> FieldChange:
         doc = self.obj(value, where, ("field", "before", "after"))
@@ -258,6 +275,8 @@ class _Reader:
                 doc["marker_tombstone_revision"], f"{where}.marker_tombstone_revision"
             ),
             sensitive=self.flag(doc.get("sensitive", False), f"{where}.sensitive"),
+            suspended=self.flag(doc.get("suspended", False), f"{where}.suspended"),
+            suspend_reason=self.opt_text(doc.get("suspend_reason"), f"{where}.suspend_reason"),
         )
         self.check_change(change, where)
         return change
@@ -276,6 +295,10 @@ class _Reader:
                 raise self.fail(f"{where}.marker_value", str(exc)) from None
             if marker.name != change.name:
                 raise self.fail(f"{where}.marker_value", f"marker names {marker.name!r}, not {change.name!r}")
+            if (problem := suspension_problem(change, marker)) is not None:
+                raise self.fail(f"{where}.marker_value{problem[0]}", problem[1])
+        elif change.action in (Action.SUSPEND, Action.RESUME):
+            raise self.fail(where, f"{change.action.value} changes need marker_value")
         needs = _NEEDS[change.action]
         present = (change.value, change.marker_value, change.record_revision, change.desired)
         labels = ("value", "marker_value", "record_revision", "desired")
@@ -284,6 +307,16 @@ class _Reader:
                 raise self.fail(where, f"{change.action.value} changes need {label}")
             if need is False and have is not None and label != "desired":
                 raise self.fail(where, f"{change.action.value} changes must not have {label}")
+
+    def warning(self, value: object, where: str) -> PlanWarning:
+        doc = self.obj(value, where, _WARNING_KEYS)
+        return PlanWarning(
+            self.choice(doc["kind"], f"{where}.kind", WarningKind, "warning kind"),
+            self.text(doc["message"], f"{where}.message"),
+            queue=self.opt_text(doc["queue"], f"{where}.queue"),
+            schedules=self.texts(doc["schedules"], f"{where}.schedules"),
+            command=self.opt_text(doc["command"], f"{where}.command"),
+        )
 
     def notice(self, value: object, where: str) -> Notice:
         doc = self.obj(value, where, _NOTICE_KEYS)
@@ -303,29 +336,6 @@ class _Reader:
         )
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
-    return result
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _integer(literal: str) -> int:
-    # Every integer in a plan is a revision or the format version: 20 digits at most. A
-    # longer one is refused before int(), which raises past 4,300 digits in Python's words.
-    if len(literal) > 21:
-        raise ValueError(f"an integer of {len(literal):,} characters, longer than any revision")
-    return int(literal)
-
-
 def read_plan(data: bytes, source: str) -> Plan:
     """The plan saved in ``data`` (read from ``source``), or ``PlanFileError``."""
     reader = _Reader(source)
@@ -334,9 +344,7 @@ def read_plan(data: bytes, source: str) -> Plan:
     except UnicodeDecodeError:
         raise reader.fail("", "not a plan file (not UTF-8 text)") from None
     try:
-        document = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_int=_integer
-        )
+        document = strict_loads(text)
     except json.JSONDecodeError as exc:
         raise reader.fail(
             "", f"not a plan file (invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno})"
@@ -352,13 +360,14 @@ def read_plan(data: bytes, source: str) -> Plan:
             "",
             f"plan format_version {_show(version)} unsupported (this ajc-gitops reads {FORMAT_VERSION}); plan again",
         )
-    doc = reader.obj(document, "", _TOP_KEYS)
+    doc = reader.obj(document, "", _TOP_KEYS, frozenset({"warnings"}))
     changes = tuple(reader.change(c, f"changes[{i}]") for i, c in enumerate(reader.items(doc["changes"], "changes")))
     names = [c.name for c in changes]
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise reader.fail("changes", f"{duplicate!r} appears more than once")
     notices = tuple(reader.notice(n, f"notices[{i}]") for i, n in enumerate(reader.items(doc["notices"], "notices")))
+    warnings = reader.items(doc.get("warnings", []), "warnings")
     bucket = reader.text(doc["bucket"], "bucket")
     if not _BUCKET.fullmatch(bucket):
         raise reader.fail("bucket", f"not a KV bucket name: {_show(bucket)}")
@@ -370,4 +379,5 @@ def read_plan(data: bytes, source: str) -> Plan:
         reader.flag(doc["prune"], "prune"),
         changes,
         notices,
+        tuple(reader.warning(w, f"warnings[{i}]") for i, w in enumerate(warnings)),
     )

@@ -11,12 +11,22 @@ from ajc_gitops.plan.fields import is_string_field
 from ajc_gitops.plan.model import Action, Change, FieldChange, Plan
 
 NO_CHANGES = "No changes. The store matches the manifests."
-SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.ADOPT: "~", Action.DELETE: "-", Action.NOOP: " "}
+SYMBOL = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.ADOPT: "~",
+    Action.DELETE: "-",
+    Action.SUSPEND: "#",  # commented out, in a manner of speaking
+    Action.RESUME: ">",
+    Action.NOOP: " ",
+}
 VERB = {
     Action.CREATE: "create",
     Action.UPDATE: "update",
     Action.ADOPT: "adopt",
     Action.DELETE: "destroy",
+    Action.SUSPEND: "suspend",
+    Action.RESUME: "resume",
     Action.NOOP: "no-op",
 }
 DRIFT_NOTE = "(drifted: changed outside Git)"
@@ -27,7 +37,31 @@ def summary(plan: Plan) -> str:
     """The last line of every format: Terraform's sentence, or that nothing would change."""
     if not plan.has_changes and not plan.blocked:
         return NO_CHANGES
-    return f"Plan: {plan.to_add} to add, {plan.to_change} to change, {plan.to_destroy} to destroy."
+    text = f"Plan: {plan.to_add} to add, {plan.to_change} to change, {plan.to_destroy} to destroy"
+    # Terraform's sentence stays as it is for plans without suspensions, which scripts may match.
+    if plan.to_suspend:
+        text += f", {plan.to_suspend} to suspend"
+    if plan.to_resume:
+        text += f", {plan.to_resume} to resume"
+    return text + "."
+
+
+def suspend_lines(change: Change) -> list[str]:
+    """What a suspend or resume does, in words (the fields only show what else changes)."""
+    if change.action is Action.RESUME:
+        return ["resumes: the record is created again, so schedulers fire it"]
+    if change.action is not Action.SUSPEND:
+        return []
+    lines = [f"reason: {json.dumps(change.suspend_reason, ensure_ascii=False)}"] if change.suspend_reason else []
+    if change.record_revision is not None:
+        lines.append("the record is deleted, so no scheduler fires it; the definition is kept beside it")
+    elif change.marker_revision is None:
+        lines.append("created suspended: nothing fires until it is resumed")
+    elif change.drift:
+        lines.append("the record was already deleted outside Git; the definition is kept beside it")
+    else:
+        lines.append("already suspended; updates what is kept beside it")
+    return lines
 
 
 def shown_changes(plan: Plan) -> list[Change]:

@@ -4,7 +4,7 @@ line when the plan knows it, then the summary line."""
 from __future__ import annotations
 
 from ajc_gitops.plan.model import Action, Change, Notice, Plan
-from ajc_gitops.render.plan_common import DRIFT_NOTE, SYMBOL, VERB, field_line, source_ref, summary
+from ajc_gitops.render.plan_common import DRIFT_NOTE, SYMBOL, VERB, field_line, source_ref, summary, suspend_lines
 
 _TITLE = "ajc-gitops plan"
 
@@ -32,7 +32,11 @@ def _command(level: str, source: str | None, message: str) -> str:
 
 def _change(change: Change) -> str:
     message = "\n".join(
-        [f"{SYMBOL[change.action]} {VERB[change.action]} {change.name}", *(field_line(f) for f in change.fields)]
+        [
+            f"{SYMBOL[change.action]} {VERB[change.action]} {change.name}",
+            *suspend_lines(change),
+            *(field_line(f) for f in change.fields),
+        ]
     )
     return _command("notice", change.source, message)
 
@@ -46,5 +50,6 @@ def render(plan: Plan, *, color: bool) -> str:
     lines = [_change(c) for c in plan.changes if c.action is not Action.NOOP]
     lines += [_command("warning", c.source, f"{c.name} {DRIFT_NOTE}") for c in plan.changes if c.drift]
     lines += [_notice(n) for n in plan.notices]
+    lines += [_command("warning", None, w.message) for w in plan.warnings]
     lines.append(summary(plan))
     return "\n".join(lines) + "\n"

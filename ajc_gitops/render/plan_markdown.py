@@ -8,7 +8,16 @@ import html
 import re
 
 from ajc_gitops.plan.model import Action, Change, Plan
-from ajc_gitops.render.plan_common import SYMBOL, VERB, drifted_noops, field_line, fire_lines, shown_changes, summary
+from ajc_gitops.render.plan_common import (
+    SYMBOL,
+    VERB,
+    drifted_noops,
+    field_line,
+    fire_lines,
+    shown_changes,
+    summary,
+    suspend_lines,
+)
 
 MAX_ROWS = 200
 MAX_DETAILS = 50
@@ -31,6 +40,7 @@ def _details(change: Change) -> list[str]:
     lines = [
         f"{symbol if change.action in (Action.CREATE, Action.DELETE) else ' '} {field_line(f)}" for f in change.fields
     ]
+    lines += [f"  {line}" for line in suspend_lines(change)]
     lines += [f"  {line}" for line in fire_lines(change)]
     if not lines:
         lines = ["  (record unchanged; ajc-gitops takes ownership)"]
@@ -70,5 +80,9 @@ def render(plan: Plan, *, color: bool) -> str:
             out.append(f"- {icon} **{kind}** {_cell(notice.key)}: {html.escape(notice.message)}")
         if len(plan.notices) > MAX_ROWS:
             out.append(f"- … and {len(plan.notices) - MAX_ROWS} more notices")
+        out.append("")
+    if plan.warnings:
+        out += ["#### Warnings", ""]
+        out += [f"- :warning: **{w.kind.value}** {html.escape(w.message)}" for w in plan.warnings[:MAX_ROWS]]
         out.append("")
     return "\n".join(out) + "\n"

@@ -1,6 +1,6 @@
-"""Terraform-like text: ``+`` create, ``~`` update/adopt, ``-`` destroy, field-level before ->
-after, next fire times, then notices and the summary line. ANSI colour only when asked (the
-CLI asks on a TTY)."""
+"""Terraform-like text: ``+`` create, ``~`` update/adopt, ``-`` destroy, ``#`` suspend, ``>``
+resume, field-level before -> after, next fire times, then notices and the summary line. ANSI
+colour only when asked (the CLI asks on a TTY)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ajc_gitops.render.plan_common import (
     fire_lines,
     shown_changes,
     summary,
+    suspend_lines,
 )
 
 _RESET = "\x1b[0m"
@@ -22,6 +23,8 @@ _COLOUR = {
     Action.UPDATE: "\x1b[33m",  # yellow
     Action.ADOPT: "\x1b[33m",
     Action.DELETE: "\x1b[31m",  # red
+    Action.SUSPEND: "\x1b[35m",  # magenta
+    Action.RESUME: "\x1b[32m",
     Action.NOOP: "",
 }
 _RED_BOLD = "\x1b[1;31m"
@@ -47,6 +50,7 @@ def _change_lines(change: Change, color: bool) -> list[str]:
     for field in change.fields:
         marker = symbol if change.action in (Action.CREATE, Action.DELETE) else " "
         lines.append(f"  {_paint(marker, colour, color)} {field_line(field)}")
+    lines.extend(f"    {line}" for line in suspend_lines(change))
     lines.extend(f"    {line}" for line in fire_lines(change))
     return lines
 
@@ -75,6 +79,10 @@ def render(plan: Plan, *, color: bool) -> str:
                 "but still matches the manifests; apply refreshes its ownership marker"
             )
         lines.extend(_notice_line(n, color) for n in plan.notices)
+        lines.append("")
+    if plan.warnings:
+        lines.append("Warnings:")
+        lines.extend(f"  ! {_paint(w.kind.value, _YELLOW, color)}: {w.message}" for w in plan.warnings)
         lines.append("")
     if plan.blocked:
         count = len(plan.blocked)

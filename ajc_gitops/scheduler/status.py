@@ -15,21 +15,23 @@ specs, the ``created_at`` lattice for ``@every``, never before the record was cr
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ajc_gitops import codec
 from ajc_gitops.codec import MarkerError, decode_marker, decode_member, decode_task, record_digest
+from ajc_gitops.errors import ConnectError, StoreError
 from ajc_gitops.gowire import cron
 from ajc_gitops.gowire.godate import from_unix, to_unix
 from ajc_gitops.model import NANOS_PER_SECOND, MemberRecord, ScheduledTask, Task
 from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, MARKER_PREFIX, MEMBER_PREFIX, SCHEDULE_PREFIX
+from ajc_gitops.plan.suspend import suspended_schedules
 from ajc_gitops.scheduler.slots import slots_between
 from ajc_gitops.scheduler.tasks import slot_task_ids
-from ajc_gitops.state import Entry, Holder
+from ajc_gitops.state import Entry, Holder, Snapshot
 from ajc_gitops.status.classify import PENDING_S, Candidate, found, match_scanned, not_found
 from ajc_gitops.status.model import LeaderStatus, ScheduleState, ScheduleStatus, SlotKind, SlotStatus, StatusReport
-from ajc_gitops.store import Store, get_task_records, read_holder, scan_task_records
+from ajc_gitops.store import Store, get_task_records, queue_names, read_holder, scan_task_records
 
 __all__ = ["DEFAULT_SCAN_LIMIT", "NEXT_COUNT", "StatusQuery", "read_status"]
 
@@ -46,12 +48,6 @@ class StatusQuery:
     zone: datetime.tzinfo = datetime.UTC  # the scheduler's time.Local (runner.host_zone)
     scan_limit: int = DEFAULT_SCAN_LIMIT
     max_in_flight: int = 1024
-    # Hook for suspend/resume (issue 12 item 1): name -> reason of schedules suspended on
-    # purpose, whose record is removed. Filled by that work; shown as ``suspended``.
-    suspended: Mapping[str, str] = field(default_factory=dict)
-    # Hook for the missing-queue warning (issue 12 item 5): queues that have no
-    # CHORIA_AJ_Q_<queue> stream, so every fire of their schedules ends in queue_error.
-    missing_queues: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -125,16 +121,30 @@ def _leader(holder: Holder | None, members: Sequence[MemberRecord]) -> LeaderSta
     return LeaderStatus(holder.name, "go", min(seen) if seen else None, note)
 
 
-async def _read_config(store: Store) -> tuple[Mapping[str, Entry], Mapping[str, Entry], list[MemberRecord]]:
+async def _read_config(store: Store) -> tuple[Snapshot, Snapshot, list[MemberRecord]]:
     if not await store.bucket_exists(CONFIG_BUCKET):
-        return {}, {}, []
+        return Snapshot.build(SCHEDULE_PREFIX, []), Snapshot.build(MARKER_PREFIX, []), []
     records, markers, member_snap = await store.snapshots((SCHEDULE_PREFIX, MARKER_PREFIX, MEMBER_PREFIX))
     members = [decode_member(e.key, e.value or b"") for e in member_snap.live.values()]
-    return records.live, markers.live, members
+    return records, markers, members
+
+
+async def _missing_queues(store: Store, lives: Sequence[_Live]) -> tuple[frozenset[str], str | None]:
+    """Queues the schedules name that have no ``CHORIA_AJ_Q_<queue>`` stream, so every fire
+    ends in ``queue_error``; with a note instead when streams may not be listed."""
+    try:
+        existing = await queue_names(store)
+    except ConnectError:
+        raise
+    except StoreError as exc:
+        return frozenset(), f"queues not checked: {exc}"
+    used = {live.task.queue for live in lives if live.task is not None}
+    return frozenset(used - existing), None
 
 
 async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> StatusReport:
-    records, markers, members = await _read_config(store)
+    record_snap, marker_snap, members = await _read_config(store)
+    records, markers = record_snap.live, marker_snap.live
     holder = await read_holder(store, timeout=store.timeout) if await store.bucket_exists(ELECTIONS_BUCKET) else None
     now_s = now_ns // NANOS_PER_SECOND
     until_s = now_s if query.until_ns is None else min(now_s, query.until_ns // NANOS_PER_SECOND)
@@ -150,6 +160,7 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
     for live in lives:
         _slots(live, since_s, until_s, now_s, cache)
 
+    missing_queues, queues_note = await _missing_queues(store, lives)
     ids: dict[tuple[str, int], str] = {}
     for live in lives:
         ids.update(zip(((live.name, s) for s in live.slots), slot_task_ids(live.name, live.slots), strict=True))
@@ -167,7 +178,7 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
         for (name, s) in ids
         if (name, s) not in by_slot and (task := tasks_by_live[name]) is not None
     ]
-    notes: list[str] = []
+    notes: list[str] = [queues_note] if queues_note else []
     matched: dict[tuple[str, int], Task] = {}
     ambiguous: set[tuple[str, int]] = set()
     scan_complete = True
@@ -207,12 +218,15 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
                 task.task_type if task else "",
                 live.next_fires,
                 tuple(slots),
-                queue_missing=task is not None and task.queue in query.missing_queues,
+                queue_missing=task is not None and task.queue in missing_queues,
             )
         )
-    for name, reason in sorted(query.suspended.items()):
-        if not wanted or name in wanted:
-            statuses.append(ScheduleStatus(name, ScheduleState.SUSPENDED, reason, "", "", "", (), ()))
+    for name, held in sorted(suspended_schedules(marker_snap, record_snap).items()):
+        if (not wanted or name in wanted) and not held.record_live:
+            why = f"{held.reason or 'no reason given'} (since {held.since})"
+            kept = held.task
+            spec, queue, task_type = (kept.schedule, kept.queue, kept.task_type) if kept else ("", "", "")
+            statuses.append(ScheduleStatus(name, ScheduleState.SUSPENDED, why, spec, queue, task_type, (), ()))
     present = {s.name for s in statuses}
     unknown = tuple(sorted(n for n in wanted if n not in present))
     if not scan_complete:

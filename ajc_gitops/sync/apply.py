@@ -9,10 +9,12 @@ Order of work:
 3. create the asyncjobs buckets if they are missing, as Go would (contract §1), never
    altering existing ones;
 4. four pipelined phases, each one ``write_many`` batch:
-   markers of CREATE/UPDATE/ADOPT (so a crash never leaves a record we wrote unowned),
-   revision-guarded Deletes of UPDATE/ADOPT-with-changes/DELETE records,
-   Creates (over the tombstone revision the Delete returned: contract §3, a change is Delete
-   then Create, never Put or Update over a live schedule),
+   markers of CREATE/UPDATE/ADOPT/SUSPEND/RESUME (so a crash never leaves a record we wrote
+   unowned, nor a suspended schedule deleted without its definition kept),
+   revision-guarded Deletes of UPDATE/ADOPT-with-changes/DELETE records and of a live record
+   being suspended,
+   Creates of CREATE/UPDATE/ADOPT/RESUME (over the tombstone revision: contract §3, a change is
+   Delete then Create, never Put or Update over a live schedule),
    and finally the marker Deletes of DELETE.
 
 A conflict or failure of one key stops that key's chain only; the result lists what was applied
@@ -34,7 +36,7 @@ from ajc_gitops.sync.state import read_state
 
 __all__ = ["ApplyResult", "apply_plan", "check_allowed", "check_not_stale", "work"]
 
-_MUTATING = (Action.CREATE, Action.UPDATE, Action.ADOPT)
+_MUTATING = (Action.CREATE, Action.UPDATE, Action.ADOPT, Action.RESUME)
 _LISTED = 10  # keys named in one-line messages before "and N more"
 
 
@@ -198,7 +200,7 @@ def _marker_write(chain: _Chain) -> WriteOp | None:
 
 def _record_delete(chain: _Chain) -> WriteOp | None:
     c = chain.change
-    changes_record = c.action is Action.DELETE or (c.action in _MUTATING and c.value is not None)
+    changes_record = c.action in (Action.DELETE, Action.SUSPEND) or (c.action in _MUTATING and c.value is not None)
     if not changes_record or c.record_revision is None:
         return None
     return WriteOp.delete(c.key, revision=c.record_revision)

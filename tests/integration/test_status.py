@@ -21,6 +21,7 @@ from ajc_gitops.gowire.godate import from_unix
 from ajc_gitops.gowire.ksuid import new_ksuid
 from ajc_gitops.model import GoTime, Marker, MemberRecord, ScheduledTask, Task
 from ajc_gitops.names import ELECTION_KEY, ELECTIONS_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX, TASK_SUBJECT, member_key
+from ajc_gitops.plan.suspend import suspended_marker
 from ajc_gitops.scheduler.status import StatusQuery, read_status
 from ajc_gitops.scheduler.tasks import build_task
 from ajc_gitops.status.model import ScheduleState, SlotKind
@@ -115,10 +116,26 @@ async def test_a_short_scan_says_unknown_not_missed(nats_server: EmbeddedServer)
     assert report.total(SlotKind.UNKNOWN) > 0
     assert any("could not be told" in n for n in report.notes)
 
-    # The hook the missing-queue check fills (issue 12 item 5): named queues are flagged.
+
+async def test_suspended_schedules_and_queues_without_a_stream_are_shown(nats_server: EmbeddedServer) -> None:
+    now_s = int(time.time())
+    await _setup(nats_server.url, now_s)
+    created = (now_s - 3600) * NS
     async with Store.open(options(nats_server.url)) as store:
-        flagged = await read_status(store, StatusQuery(missing_queues=frozenset({"DEFAULT"})), now_ns=now_s * NS)
-    assert all(s.queue_missing for s in flagged.schedules if s.queue == "DEFAULT")
+        await store.put_raw(SCHEDULE_PREFIX + "lost", record("lost", HOURLY, created_ns=created, queue="NOWHERE"))
+        kept = record("paused", HOURLY, created_ns=created, queue="BATCH")
+        held = suspended_marker(
+            "paused", kept, "s.yaml:3:5", "2026-12-01T00:00:00Z", sensitive=False, reason="migration", since=None
+        )
+        await store.put_raw(MARKER_PREFIX + "paused", held)  # suspended: the marker keeps it, no record
+        report = await read_status(store, StatusQuery(since=timedelta(hours=2)), now_ns=now_s * NS)
+    by_name = {s.name: s for s in report.schedules}
+    assert by_name["lost"].queue_missing
+    assert not by_name["managed"].queue_missing  # DEFAULT has its stream (enqueue made it)
+    paused = by_name["paused"]
+    assert paused.state is ScheduleState.SUSPENDED
+    assert paused.reason == "migration (since 2026-12-01T00:00:00Z)"
+    assert (paused.queue, paused.slots) == ("BATCH", ())
 
 
 def test_fail_on_gives_an_exit_code(nats_server: EmbeddedServer, capsys: pytest.CaptureFixture[str]) -> None:

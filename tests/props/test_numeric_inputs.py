@@ -99,6 +99,7 @@ def _validate(path: Path) -> tuple[int, str, str]:
 @example("deadline", "9" * 5000, False)
 @example("max_tries", "0x" + "f" * 5000, False)
 @example("payload_sensitive", "!!bool maybe", False)
+@example("name", "!!int ''", False)  # PyYAML's int constructor raises IndexError on empty text
 def test_a_number_no_field_holds_is_a_located_error(field: str, value: str, in_defaults: bool) -> None:
     if in_defaults and field not in ("queue", "task_type", "deadline", "max_tries", "payload_sensitive"):
         in_defaults = False

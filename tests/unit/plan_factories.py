@@ -10,7 +10,7 @@ from ajc_gitops import codec
 from ajc_gitops.codec import encode_marker, record_digest
 from ajc_gitops.gowire.gotime import parse_rfc3339
 from ajc_gitops.manifest.load import DesiredSchedule, PayloadForm
-from ajc_gitops.model import Marker, ScheduledTask
+from ajc_gitops.model import Marker, ScheduledTask, Suspension
 from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX
 from ajc_gitops.plan.diff import compute_plan
 from ajc_gitops.plan.model import Plan
@@ -35,11 +35,18 @@ def task(name: str = "EMAIL", **kw: object) -> ScheduledTask:
 
 
 def want(
-    t: ScheduledTask, form: PayloadForm | None = None, line: int = 3, *, sensitive: bool = False
+    t: ScheduledTask,
+    form: PayloadForm | None = None,
+    line: int = 3,
+    *,
+    sensitive: bool = False,
+    suspend: bool = False,
+    reason: str = "",
 ) -> DesiredSchedule:
     if form is None:
         form = PayloadForm.NONE if t.payload is None else PayloadForm.JSON
-    return DesiredSchedule(t, Location("schedules/app.yaml", line, 5), form, sensitive)
+    where = Location("schedules/app.yaml", line, 5)
+    return DesiredSchedule(t, where, form, sensitive, suspend=suspend, suspend_reason=reason)
 
 
 def record(t: ScheduledTask, created: str = WRITTEN) -> bytes:
@@ -50,6 +57,13 @@ def marker(
     name: str, record_bytes: bytes, source: str = "schedules/app.yaml:3:5", *, sensitive: bool = False
 ) -> bytes:
     return encode_marker(Marker(name, record_digest(record_bytes), source, "2026-11-01T00:00:00Z", sensitive))
+
+
+def suspended(t: ScheduledTask, reason: str = "", *, since: str = "2026-11-01T00:00:00Z") -> bytes:
+    """The marker of ``t`` suspended by an earlier apply (its record is absent)."""
+    kept = record(t, created=since)
+    held = Suspension(since, reason, kept)
+    return encode_marker(Marker(t.name, record_digest(kept), "schedules/app.yaml:3:5", since, False, held))
 
 
 def snapshot(
@@ -70,6 +84,7 @@ def plan_for(
     dead_markers: Mapping[str, int] | None = None,
     prune: bool = False,
     adopt: frozenset[str] = frozenset(),
+    queues: frozenset[str] | None = None,
 ) -> Plan:
     return compute_plan(
         desired,
@@ -79,6 +94,7 @@ def plan_for(
         server="nats://127.0.0.1:4222",
         prune=prune,
         adopt=adopt,
+        queues=queues,
     )
 
 

@@ -417,3 +417,39 @@ def test_payload_sensitive_must_be_a_boolean(tmp_path, value):
         **{"a.yaml": f"schedules: [{{name: a, schedule: '@daily', task_type: t, payload_sensitive: {value}}}]"},
     )
     assert "payload_sensitive" in one_error(result) and result.schedules == ()
+
+
+def test_suspend_and_its_reason_on_the_schedule_or_from_defaults(tmp_path):
+    result = load(
+        tmp_path,
+        **{
+            "a.yaml": "defaults: {task_type: t, suspend: true, suspend_reason: migration}\n"
+            "schedules: [{name: a, schedule: '@daily'}, {name: b, schedule: '@daily', suspend: false,"
+            " suspend_reason: ''}]",
+            "b.yaml": "schedules: [{name: c, schedule: '@daily', task_type: t, suspend: true}]",
+        },
+    )
+    assert messages(result) == []
+    assert {s.task.name: (s.suspend, s.suspend_reason) for s in result.schedules} == {
+        "a": (True, "migration"),
+        "b": (False, ""),
+        "c": (True, ""),
+    }
+
+
+@pytest.mark.parametrize("value", ["'true'", "yes", "on"])
+def test_suspend_must_be_a_boolean(tmp_path, value):
+    result = load(
+        tmp_path, **{"a.yaml": f"schedules: [{{name: a, schedule: '@daily', task_type: t, suspend: {value}}}]"}
+    )
+    assert "suspend" in one_error(result) and result.schedules == ()
+
+
+def test_a_reason_without_suspend_is_a_warning_naming_the_line(tmp_path):
+    result = load(
+        tmp_path, **{"a.yaml": "schedules:\n- {name: a, schedule: '@daily', task_type: t, suspend_reason: x}"}
+    )
+    (problem,) = result.problems
+    assert not problem.is_error and problem.location.line == 2
+    assert "suspend_reason has no effect without suspend: true" in problem.message
+    assert [s.suspend for s in result.schedules] == [False]

@@ -15,7 +15,7 @@ from ajc_gitops.gowire.gotime import parse_json_time
 from ajc_gitops.model import GoTime
 from ajc_gitops.plan.model import Action, Plan
 from ajc_gitops.plan.planfile import KIND, read_plan, write_plan
-from tests.unit.plan_factories import managed, marker, plan_for, record, task, want
+from tests.unit.plan_factories import managed, marker, plan_for, record, suspended, task, want
 
 
 def rich_plan() -> Plan:
@@ -28,7 +28,11 @@ def rich_plan() -> Plan:
     live["x.y"] = b"{}"
     markers["BAD"] = marker("BAD", b"old")
     markers["ORPHAN"] = marker("ORPHAN", b"x")
+    live["PAUSE"], markers["PAUSE"] = record(task("PAUSE")), marker("PAUSE", record(task("PAUSE")))
+    markers["WAKE"] = suspended(task("WAKE"), "migration")
     desired = [
+        want(task("PAUSE"), suspend=True, reason="migration, until Monday"),
+        want(task("WAKE", max_tries=3)),
         want(task("NEW", schedule="CRON_TZ=Europe/Berlin 0 9 * * *", payload=b'{"a":[1,2.5,true]}')),
         want(task("UPD")),
         want(task("SAME")),
@@ -36,12 +40,21 @@ def rich_plan() -> Plan:
         want(task("CONFLICT", queue="X")),
         want(task("BAD")),
     ]
-    return plan_for(desired, live, markers, dead={"NEW": 9}, prune=True, adopt=frozenset({"ADOPTME"}))
+    return plan_for(
+        desired,
+        live,
+        markers,
+        dead={"NEW": 9, "WAKE": 77},
+        prune=True,
+        adopt=frozenset({"ADOPTME"}),
+        queues=frozenset(),
+    )
 
 
 def test_round_trip_is_exact():
     plan = rich_plan()
     assert {c.action for c in plan.changes} == set(Action)
+    assert [w.queue for w in plan.warnings] == ["EMAIL"]
     data = write_plan(plan)
     assert read_plan(data, "plan.json") == plan
     document = json.loads(data)

@@ -60,8 +60,24 @@ def test_text_shows_every_action_drift_and_notices():
     assert any(line.startswith("  ! unmanaged: scheduled_tasks.HAND") for line in notices)
     assert any(line.startswith("  ! invalid_record: scheduled_tasks.BAD") for line in notices)
     assert "Apply is blocked by 1 problem marked error above." in lines
-    assert lines[-1] == "Plan: 1 to add, 3 to change, 1 to destroy."
+    assert lines[-1] == "Plan: 1 to add, 3 to change, 1 to destroy, 1 to suspend, 1 to resume."
     assert "SAME" not in out  # no-ops are not listed
+    at = lines.index("# suspend PAUSE  (schedules/app.yaml:3:5)")
+    assert lines[at + 1 : at + 3] == [
+        '    reason: "migration, until Monday"',
+        "    the record is deleted, so no scheduler fires it; the definition is kept beside it",
+    ]
+    at = lines.index("> resume WAKE  (schedules/app.yaml:3:5)")
+    assert lines[at + 1 : at + 3] == [
+        "    max_tries: 10 -> 3",
+        "    resumes: the record is created again, so schedulers fire it",
+    ]
+
+
+def test_text_plan_without_suspensions_keeps_terraforms_sentence():
+    assert plan_text.render(_update_plan(), color=False).splitlines()[-1] == (
+        "Plan: 0 to add, 1 to change, 0 to destroy."
+    )
 
 
 def test_text_no_changes():
@@ -105,22 +121,36 @@ def test_json_has_version_summary_changes_and_notices():
         "summary",
         "changes",
         "notices",
+        "warnings",
     ]
     assert document["summary"] == {
         "add": 1,
         "change": 3,
         "destroy": 1,
+        "suspend": 1,
+        "resume": 1,
         "no_op": 1,
         "drifted": 1,
         "notices": 5,
         "blocking": 1,
+        "warnings": 1,
         "has_changes": True,
     }
     new = next(c for c in document["changes"] if c["name"] == "NEW")
     assert list(new) == [
         "action", "name", "key", "record_revision", "tombstone_revision", "marker_revision", "drift", "sensitive",
-        "source", "fields", "fires",
+        "suspended", "suspend_reason", "source", "fields", "fires",
     ]  # fmt: skip
+    pause = next(c for c in document["changes"] if c["name"] == "PAUSE")
+    assert (pause["action"], pause["suspended"], pause["suspend_reason"]) == (
+        "suspend",
+        True,
+        "migration, until Monday",
+    )
+    assert pause["record_revision"] is not None and pause["fires"] is None
+    wake = next(c for c in document["changes"] if c["name"] == "WAKE")
+    assert (wake["action"], wake["suspended"], wake["suspend_reason"]) == ("resume", False, None)
+    assert wake["tombstone_revision"] == 77 and len(wake["fires"]["utc"]) == 3
     assert new["action"] == "create" and new["key"] == "scheduled_tasks.NEW" and new["tombstone_revision"] == 9
     assert new["fires"]["zone"] == "Europe/Berlin" and len(new["fires"]["utc"]) == 3
     assert {"field": "queue", "before": None, "after": "EMAIL"} in new["fields"]
@@ -147,13 +177,18 @@ def test_json_empty_plan():
 
 def test_markdown_summary_table_details_and_notices():
     out = plan_markdown.render(rich_plan(), color=False)
-    assert out.startswith("### ajc-gitops plan\n\n**Plan: 1 to add, 3 to change, 1 to destroy.**\n")
+    assert out.startswith(
+        "### ajc-gitops plan\n\n**Plan: 1 to add, 3 to change, 1 to destroy, 1 to suspend, 1 to resume.**\n"
+    )
     assert "| + | create | <code>NEW</code> | <code>schedules/app.yaml:3:5</code> |  |" in out
     assert "| ~ | update | <code>BAD</code> | <code>schedules/app.yaml:3:5</code> | changed outside Git |" in out
     assert "<details><summary>" in out and "</details>" in out
     assert '```diff\n  queue: "OLD" -> "EMAIL"\n' in out
     assert '- schedule: "0 0 1 * *"' in out
     assert "- :x: **blocking: unmanaged_conflict** <code>scheduled_tasks.CONFLICT</code>" in out
+    assert "| # | suspend | <code>PAUSE</code> | <code>schedules/app.yaml:3:5</code> |  |" in out
+    assert "| > | resume | <code>WAKE</code> | <code>schedules/app.yaml:3:5</code> |  |" in out
+    assert '```diff\n  reason: "migration, until Monday"\n  the record is deleted' in out
 
 
 def test_markdown_escapes_cells_and_fences():
@@ -188,7 +223,12 @@ def test_github_annotations_point_at_the_manifest():
         in lines
     )
     assert any(line.startswith("::warning title=ajc-gitops plan::scheduled_tasks.HAND: ") for line in lines)
-    assert lines[-1] == "Plan: 1 to add, 3 to change, 1 to destroy."
+    assert (
+        "::notice file=schedules/app.yaml,line=3,col=5,title=ajc-gitops plan::# suspend PAUSE%0A"
+        'reason: "migration, until Monday"%0Athe record is deleted, so no scheduler fires it; '
+        "the definition is kept beside it"
+    ) in lines
+    assert lines[-1] == "Plan: 1 to add, 3 to change, 1 to destroy, 1 to suspend, 1 to resume."
 
 
 def test_github_escapes_data_and_properties():
@@ -217,3 +257,33 @@ def test_drifted_schedule_gone_from_git_is_not_called_matching():
     plan = plan_for([], live, {"OLD": marker("OLD", record(task("OLD")))})
     out = plan_text.render(plan, color=False)
     assert "still matches" not in out and "  ! not_pruned: scheduled_tasks.OLD" in out
+
+
+# -- warnings: queues that do not exist -------------------------------------------------------
+
+
+def _missing_queue_plan() -> Plan:
+    return plan_for([want(task("A", queue="EMAIL")), want(task("B", queue="DEFAULT"))], queues=frozenset({"DEFAULT"}))
+
+
+def test_every_format_shows_a_missing_queue_in_one_line_with_the_command():
+    plan = _missing_queue_plan()
+    line = (
+        "queue EMAIL has no stream CHORIA_AJ_Q_EMAIL, so every fire ends as queue_error (A fires into it); "
+        "create it with: ajc queue add EMAIL"
+    )
+    text = plan_text.render(plan, color=False).splitlines()
+    assert text[text.index("Warnings:") + 1] == f"  ! missing_queue: {line}"
+    document = json.loads(plan_json.render(plan, color=False))
+    assert document["summary"]["warnings"] == 1
+    assert document["warnings"] == [
+        {
+            "kind": "missing_queue",
+            "queue": "EMAIL",
+            "schedules": ["A"],
+            "command": "ajc queue add EMAIL",
+            "message": line,
+        }
+    ]
+    assert f"- :warning: **missing_queue** {line}" in plan_markdown.render(plan, color=False)
+    assert f"::warning title=ajc-gitops plan::{line}" in plan_github.render(plan, color=False).splitlines()

@@ -22,7 +22,9 @@ from ajc_gitops.names import (
     DEFAULT_QUEUE_NAME,
     LEADER_EVENT_SUBJECT,
     QUEUE_STREAM,
+    QUEUE_STREAM_PREFIX,
     QUEUE_SUBJECT,
+    QUEUE_SUBJECTS,
     TASK_SUBJECT,
     TASKS_STREAM,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "ensure_queue",
     "ensure_task_streams",
     "publish_leader_elected",
+    "queue_names",
     "queue_stream_config",
     "tasks_stream_config",
     "workers_consumer_config",
@@ -167,6 +170,22 @@ async def ensure_task_streams(
     if await ensure_queue(store, DEFAULT_QUEUE, replicas=replicas, memory=memory):
         created.append(QUEUE_STREAM.format(DEFAULT_QUEUE.name))
     return created
+
+
+async def queue_names(store: Store) -> frozenset[str]:
+    """The queues that exist, found as Go's ``QueueNames`` finds them: the names of the streams
+    whose subjects overlap ``CHORIA_AJ.Q.>``, less the ``CHORIA_AJ_Q_`` prefix. One paged
+    ``STREAM.NAMES`` request, whatever the number of queues."""
+    names: set[str] = set()
+    while True:
+        body = {"offset": len(names), "subject": QUEUE_SUBJECTS}
+        reply = await store.api_request("STREAM.NAMES", body, what="the queue streams")
+        page = [n for n in reply.get("streams") or () if isinstance(n, str)]
+        before = len(names)
+        names.update(page)
+        if not page or len(names) == before or len(names) >= int(reply.get("total") or 0):
+            break
+    return frozenset(n[len(QUEUE_STREAM_PREFIX) :] for n in names if n.startswith(QUEUE_STREAM_PREFIX))
 
 
 async def publish_leader_elected(
