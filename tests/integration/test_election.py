@@ -190,13 +190,12 @@ async def test_killed_leader_is_replaced_within_ttl_plus_interval(nats_server, a
         for i in range(3):
             await g.add_ours(f"py-{i}")
         first = await async_wait_until(one_leader(g), timeout=5)
-        killed_at = time.monotonic()
         g.kill(first)  # no release: the key has to expire
+        # Key expiry (≤ TTL after the last refresh, which was ≤ one interval ago), the tick that
+        # finds the key free, and its one-tick announce delay: TTL plus three intervals.
         second = await async_wait_until(
-            lambda: (n := one_leader(g)()) not in (None, first) and n, timeout=SHORT.ttl_s + 2 * SHORT.interval_s + 1
+            lambda: (n := one_leader(g)()) not in (None, first) and n, timeout=SHORT.ttl_s + 3 * SHORT.interval_s
         )
-        # Key expiry (≤ TTL after the last refresh) plus the one-tick announce delay.
-        assert time.monotonic() - killed_at <= SHORT.ttl_s + 2 * SHORT.interval_s + 0.5
         assert second != first
     assert g.max_acting == 1
 
@@ -212,7 +211,7 @@ async def test_release_hands_over_at_the_next_tick(nats_server, async_wait_until
         await g.ours["py-a"].release()
         assert not g.ours["py-a"].is_leader
         await async_wait_until(lambda: one_leader(g)() == "py-b", timeout=2 * timing.interval_s + 1)
-        assert time.monotonic() - released_at < 2 * timing.interval_s + 1 < timing.ttl_s
+        assert time.monotonic() - released_at < 3 * timing.interval_s < timing.ttl_s  # a tick, not the TTL
     assert g.max_acting == 1
 
 

@@ -431,8 +431,8 @@ async def test_server_down_is_one_line_naming_the_server_within_the_timeout(tmp_
     url = f"nats://127.0.0.1:{free_ports(1)[0]}"
     started = time.monotonic()
     with pytest.raises(ConnectError) as info:
-        await asyncio.to_thread(plan_command.run, PlanOptions((paths,), flags(url, timeout_s=1.0)))
-    assert time.monotonic() - started < 2.0
+        await asyncio.to_thread(plan_command.run, PlanOptions((paths,), flags(url, timeout_s=5.0)))
+    assert time.monotonic() - started < 5.0  # refused at once, not at the timeout
     assert url in str(info.value) and len(str(info.value).splitlines()) == 1
 
 
