@@ -142,3 +142,23 @@ def wait_for_log(proc: GoProcess, text: str, timeout: float = 20.0) -> None:
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {text!r} from {proc.argv}:\n{proc.log()[-2000:]}")
         time.sleep(0.05)
+
+
+def cron_fields(
+    schedule: str,
+    task_type: str,
+    queue: str = "DEFAULT",
+    deadline_s: int = 0,
+    max_tries: int = 10,
+    payload: bytes | None = None,
+) -> dict[str, Any]:
+    """A schedule's fields as the tests compare them: what `ajc task cron view --json` shows,
+    and what our decoder reads, with Go's defaults."""
+    return {
+        "schedule": schedule,
+        "queue": queue,
+        "task_type": task_type,
+        "deadline_s": deadline_s,
+        "max_tries": max_tries,
+        "payload": payload,
+    }

@@ -15,27 +15,9 @@ import yaml
 from ajc_gitops import codec
 from ajc_gitops.embedded import EmbeddedServer
 from tests.faults.support import read_live, run_cli
-from tests.gopeer.peer import Ajc
+from tests.gopeer.peer import Ajc, cron_fields
 
 pytestmark = pytest.mark.integration
-
-
-def want(
-    schedule: str,
-    task_type: str,
-    queue: str = "DEFAULT",
-    deadline_s: int = 0,
-    max_tries: int = 10,
-    payload: bytes | None = None,
-) -> dict[str, Any]:
-    return {
-        "schedule": schedule,
-        "queue": queue,
-        "task_type": task_type,
-        "deadline_s": deadline_s,
-        "max_tries": max_tries,
-        "payload": payload,
-    }
 
 
 FULL_ARGS = ["--queue", "GW_EMAIL", "--deadline", "12h", "--tries", "3", "--payload", '{"a":1}']
@@ -47,18 +29,18 @@ FULL_ARGS = ["--queue", "GW_EMAIL", "--deadline", "12h", "--tries", "3", "--payl
 ADDS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "GW_FULL": (
         ["0 0 1 * *", "email:monthly", *FULL_ARGS],
-        want("0 0 1 * *", "email:monthly", "GW_EMAIL", 43200, 3, b'"{\\"a\\":1}"'),
+        cron_fields("0 0 1 * *", "email:monthly", "GW_EMAIL", 43200, 3, b'"{\\"a\\":1}"'),
     ),
     "GW_TZ": (
         ["CRON_TZ=Europe/Berlin 30 9 * * mon-fri", "report:daily"],
-        want("CRON_TZ=Europe/Berlin 30 9 * * mon-fri", "report:daily"),
+        cron_fields("CRON_TZ=Europe/Berlin 30 9 * * mon-fri", "report:daily"),
     ),
-    "GW_MONTHLY": (["monthly", "bill:run", "--deadline", "90s"], want("@monthly", "bill:run", deadline_s=90)),
+    "GW_MONTHLY": (["monthly", "bill:run", "--deadline", "90s"], cron_fields("@monthly", "bill:run", deadline_s=90)),
     "GW_EVERY": (
         ["every 10m", "tick", "--payload", "plain <text> & more", "--tries", "1"],
-        want("@every 10m", "tick", max_tries=1, payload=b'"plain \\u003ctext\\u003e \\u0026 more"'),
+        cron_fields("@every 10m", "tick", max_tries=1, payload=b'"plain \\u003ctext\\u003e \\u0026 more"'),
     ),
-    "GW_DESCRIPTOR": (["hourly", "ping", "-q", "GW_OPS"], want("@hourly", "ping", "GW_OPS")),
+    "GW_DESCRIPTOR": (["hourly", "ping", "-q", "GW_OPS"], cron_fields("@hourly", "ping", "GW_OPS")),
 }
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from ajc_gitops.embedded import EmbeddedServer
 from tests.faults.support import read_live, run_cli
-from tests.gopeer.peer import Ajc
+from tests.gopeer.peer import Ajc, cron_fields
 from tests.scheduler_support import tasks_now
 
 pytestmark = pytest.mark.integration
@@ -29,24 +29,6 @@ class Case:
     entry: dict[str, Any]  # the manifest mapping, without the name
     view: dict[str, Any]  # what `ajc task cron view --json` must show (payload as bytes)
     cli: tuple[str, ...] | None = None  # the same input to `ajc task cron add`, when it can say it
-
-
-def view(
-    schedule: str,
-    task_type: str,
-    queue: str = "DEFAULT",
-    deadline_s: int = 0,
-    max_tries: int = 10,
-    payload: bytes | None = None,
-) -> dict[str, Any]:
-    return {
-        "schedule": schedule,
-        "queue": queue,
-        "task_type": task_type,
-        "deadline_s": deadline_s,
-        "max_tries": max_tries,
-        "payload": payload,
-    }
 
 
 UNICODE = 'a <b> & c grüße \u2028 ☃ "q" \\ /'
@@ -61,7 +43,7 @@ CASES: dict[str, Case] = {
             "deadline": "12h",
             "max_tries": 3,
         },
-        view("0 0 1 * *", "email:monthly", "WR_EMAIL", 43200, 3, b'"{\\"a\\":1}"'),
+        cron_fields("0 0 1 * *", "email:monthly", "WR_EMAIL", 43200, 3, b'"{\\"a\\":1}"'),
         (
             "0 0 1 * *",
             "email:monthly",
@@ -75,26 +57,28 @@ CASES: dict[str, Case] = {
             "3",
         ),
     ),
-    "WR_DEFAULTS": Case({"schedule": "@daily", "task_type": "t:d"}, view("@daily", "t:d"), ("daily", "t:d")),
-    "WR_BARE_WORD": Case({"schedule": "monthly", "task_type": "t:m"}, view("@monthly", "t:m"), ("monthly", "t:m")),
+    "WR_DEFAULTS": Case({"schedule": "@daily", "task_type": "t:d"}, cron_fields("@daily", "t:d"), ("daily", "t:d")),
+    "WR_BARE_WORD": Case(
+        {"schedule": "monthly", "task_type": "t:m"}, cron_fields("@monthly", "t:m"), ("monthly", "t:m")
+    ),
     "WR_EVERY": Case(
         {"schedule": "every 90s", "task_type": "t:e", "deadline": "1.5h"},
-        view("@every 90s", "t:e", deadline_s=5400),
+        cron_fields("@every 90s", "t:e", deadline_s=5400),
         ("every 90s", "t:e", "--deadline", "1.5h"),
     ),
     "WR_CRON_TZ": Case(
         {"schedule": "CRON_TZ=America/New_York 15 9 * * mon-fri", "task_type": "t:ny", "max_tries": 1},
-        view("CRON_TZ=America/New_York 15 9 * * mon-fri", "t:ny", max_tries=1),
+        cron_fields("CRON_TZ=America/New_York 15 9 * * mon-fri", "t:ny", max_tries=1),
         ("CRON_TZ=America/New_York 15 9 * * mon-fri", "t:ny", "--tries", "1"),
     ),
     "WR_TZ": Case(
         {"schedule": "TZ=Asia/Tokyo 0 0 * * *", "task_type": "t:tokyo"},
-        view("TZ=Asia/Tokyo 0 0 * * *", "t:tokyo"),
+        cron_fields("TZ=Asia/Tokyo 0 0 * * *", "t:tokyo"),
         ("TZ=Asia/Tokyo 0 0 * * *", "t:tokyo"),
     ),
     "WR_STRING": Case(
         {"schedule": "*/5 * * * *", "task_type": "t:s", "payload": UNICODE},
-        view(
+        cron_fields(
             "*/5 * * * *",
             "t:s",
             payload=json.dumps(UNICODE, ensure_ascii=False)
@@ -107,29 +91,31 @@ CASES: dict[str, Case] = {
         ("*/5 * * * *", "t:s", "--payload", UNICODE),
     ),
     "WR_SPACES": Case(
-        {"schedule": "0  12 * *   *", "task_type": "t:sp"}, view("0  12 * *   *", "t:sp"), ("0  12 * *   *", "t:sp")
+        {"schedule": "0  12 * *   *", "task_type": "t:sp"},
+        cron_fields("0  12 * *   *", "t:sp"),
+        ("0  12 * *   *", "t:sp"),
     ),
     "WR_FRACTION": Case(
         {"schedule": "@hourly", "task_type": "t:f", "deadline": "90.4s"},
-        view("@hourly", "t:f", deadline_s=90),
+        cron_fields("@hourly", "t:f", deadline_s=90),
         ("hourly", "t:f", "--deadline", "90.4s"),
     ),
     "WR_TRIES_ZERO": Case(
         {"schedule": "@hourly", "task_type": "t:z", "max_tries": 0},
-        view("@hourly", "t:z"),
+        cron_fields("@hourly", "t:z"),
         ("hourly", "t:z", "--tries", "0"),
     ),
     # Forms the Go CLI cannot express (its payloads are always JSON strings): Go shows them.
     "WR_OBJECT": Case(
         {"schedule": "@weekly", "task_type": "t:o", "payload": {"b": 2, "a": [1, True, None, 2.5], "c": {"d": "<x>"}}},
-        view("@weekly", "t:o", payload=b'{"a":[1,true,null,2.5],"b":2,"c":{"d":"\\u003cx\\u003e"}}'),
+        cron_fields("@weekly", "t:o", payload=b'{"a":[1,true,null,2.5],"b":2,"c":{"d":"\\u003cx\\u003e"}}'),
     ),
     "WR_NULL": Case(
-        {"schedule": "@weekly", "task_type": "t:n", "payload": None}, view("@weekly", "t:n", payload=b"null")
+        {"schedule": "@weekly", "task_type": "t:n", "payload": None}, cron_fields("@weekly", "t:n", payload=b"null")
     ),
     "WR_BASE64": Case(
         {"schedule": "@weekly", "task_type": "t:b", "payload_base64": base64.b64encode(b"\x00\xffraw\n").decode()},
-        view("@weekly", "t:b", payload=b"\x00\xffraw\n"),
+        cron_fields("@weekly", "t:b", payload=b"\x00\xffraw\n"),
     ),
 }
 
