@@ -327,6 +327,7 @@ def kill_round(group: Group, elections: ElectionLog, worker: Worker, sig: signal
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_mixed_group_under_two_minutes_of_leader_kills(mixed: Mixed) -> None:
     group, elections, worker = mixed
     group.start_go(), group.start_ours(), group.start_ours()
@@ -336,6 +337,7 @@ def test_mixed_group_under_two_minutes_of_leader_kills(mixed: Mixed) -> None:
         {r.what.split()[0] for r in rounds} != {"ours", "Go"} and time.time() - started < 3 * LONG_RUN_S
     ):
         rounds.append(kill_round(group, elections, worker, next(signals)))
+        print(f"\n  {rounds[-1].what}: Create {rounds[-1].signal_to_create_s:.1f}s after the signal", flush=True)
     group.stop_all()
     figures = check(group.url, worker, elections, group)
     print(f"\nmixed group, {time.time() - started:.0f}s of kills: {figures}")
