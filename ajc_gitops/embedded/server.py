@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
+from ajc_gitops.embedded.signals import wait_stopped
 from ajc_gitops.errors import EmbeddedServerError
 
 __all__ = [
@@ -284,6 +285,7 @@ class EmbeddedServer:
         """SIGSTOP: the server keeps its sockets but answers nothing (a hung server)."""
         os.kill(self.pid, signal.SIGSTOP)
         self._paused = True
+        wait_stopped(self.pid)
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
