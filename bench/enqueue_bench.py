@@ -16,8 +16,8 @@ goal is missed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import statistics
 import sys
 import time
