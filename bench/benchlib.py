@@ -55,10 +55,15 @@ class Ceiling:
     nats_bench: float | None  # publishes/s, None when skipped
     skipped: str  # why nats bench did not run ("" when it did)
 
-    def rows(self, what: str, rate: float, per: int) -> list[Row]:
-        """The ceilings and ``rate`` (``per`` publishes each) as a share of each."""
+    def rows(self, what: str, rate: float, per: int, goal: float | None = None) -> list[Row]:
+        """The ceilings and ``rate`` (``per`` publishes each) as a share of each; ``goal``: the
+        least share of the inbox ceiling that is met."""
+        share = rate * per / self.inbox
         out = [Row("ceiling: nats-py inbox-pipelined JetStream publish", f"{self.inbox:,.0f} /s")]
-        out.append(Row(f"{what} x {per} publishes / inbox ceiling", f"{rate * per / self.inbox:.0%}"))
+        if goal is None:
+            out.append(Row(f"{what} x {per} publishes / inbox ceiling", f"{share:.0%}"))
+        else:
+            out.append(Row(f"{what} x {per} publishes / inbox ceiling", f"{share:.0%}", f">= {goal:.0%}", share >= goal))
         if self.nats_bench is None:
             out.append(Row("ceiling: nats bench js pub async", f"skipped: {self.skipped}"))
         else:
