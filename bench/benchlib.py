@@ -63,7 +63,8 @@ class Ceiling:
         if goal is None:
             out.append(Row(f"{what} x {per} publishes / inbox ceiling", f"{share:.0%}"))
         else:
-            out.append(Row(f"{what} x {per} publishes / inbox ceiling", f"{share:.0%}", f">= {goal:.0%}", share >= goal))
+            ratio = f"{share:.0%}"
+            out.append(Row(f"{what} x {per} publishes / inbox ceiling", ratio, f">= {goal:.0%}", share >= goal))
         if self.nats_bench is None:
             out.append(Row("ceiling: nats bench js pub async", f"skipped: {self.skipped}"))
         else:
