@@ -152,7 +152,11 @@ class Proc:
                 text = resp.read().decode()
         except OSError:
             return False
-        return any(line.split() == ["choria_asyncjobs_task_scheduler_paused", "0"] for line in text.splitlines())
+        # Go prints "0", prometheus_client "0.0"
+        return any(
+            line.split()[:1] == ["choria_asyncjobs_task_scheduler_paused"] and float(line.split()[1]) == 0
+            for line in text.splitlines()
+        )
 
     def cpu_s(self) -> float:
         fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
