@@ -32,7 +32,7 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import print_table  # noqa: E402
+from benchlib import Row, report  # noqa: E402
 
 from ajc_gitops.codec import encode_marker, encode_task, record_digest  # noqa: E402
 from ajc_gitops.connect import ConnectOptions  # noqa: E402
@@ -152,6 +152,7 @@ async def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--missing", type=int, default=100)
     parser.add_argument("--scan-limit", type=int, default=50_000)
+    parser.add_argument("--markdown", action="store_true", help="add the date, machine and versions line")
     args = parser.parse_args()
     now_s = int(time.time())
     rng = random.Random(12)
@@ -175,27 +176,16 @@ async def main() -> int:
     raw = statistics.median(raws)
     counts = runs[0][1]
     slots = sum(counts.values())
-    verdict = "met" if median < GOAL_S else "MISSED"
-    print_table(
-        [
-            (
-                f"status: {args.schedules:,} schedules x {HOURS} h hourly ({slots:,} slots)",
-                f"{median:.2f} s",
-                f"< {GOAL_S:g} s: {verdict}",
-            ),
-            (f"  baseline: {len(subjects):,} bare MSG.GET round trips (nats-py)", f"{raw:.2f} s", ""),
-            ("  status / baseline", f"{median / raw:.2f} x", ""),
-            ("  slot verdicts", ", ".join(f"{v:,} {k}" for k, v in counts.items() if v), ""),
-            (
-                f"  with {len(missing)} slots unfired (+ scan, limit {args.scan_limit:,})",
-                f"{with_missing[0]:.2f} s",
-                "",
-            ),
-            ("  their verdicts", ", ".join(f"{v:,} {k}" for k, v in with_missing[1].items() if v), ""),
-        ],
-        (64, 44, 16),
-    )
-    return 0 if median < GOAL_S else 1
+    rows = [
+        Row(f"status: {args.schedules:,} schedules x {HOURS} h hourly ({slots:,} slots)", f"{median:.2f} s",
+            f"< {GOAL_S:g} s", median < GOAL_S),
+        Row(f"  baseline: {len(subjects):,} bare MSG.GET round trips (nats-py)", f"{raw:.2f} s"),
+        Row("  status / baseline", f"{median / raw:.2f} x"),
+        Row("  slot verdicts", ", ".join(f"{v:,} {k}" for k, v in counts.items() if v)),
+        Row(f"  with {len(missing)} slots unfired (+ scan, limit {args.scan_limit:,})", f"{with_missing[0]:.2f} s"),
+        Row("  their verdicts", ", ".join(f"{v:,} {k}" for k, v in with_missing[1].items() if v)),
+    ]  # fmt: skip
+    return report("status benchmark, nats-server on loopback", rows, markdown=args.markdown, go_tools=())
 
 
 if __name__ == "__main__":
