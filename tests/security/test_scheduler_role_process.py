@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from ajc_gitops.scheduler.runner import SHORT_TTL_ENV
 from ajc_gitops.store import Store, ensure_task_streams, read_holder
 from tests.scheduler_support import SHORT_TTL, fired_after, put_schedule, record
 from tests.security import test_least_privilege
+from tests.security.grants import admin_url, permission_lines, reduced_server, role_grants
 from tests.security.test_least_privilege import ADMIN, RoleServer
 from tests.waiting import wait_until
 
@@ -35,6 +35,7 @@ roles = test_least_privilege.roles  # the fixture: a server with the documented 
 
 NAME = "sched-role"
 USER = "ajc-scheduler"
+ROLE = "AJC_SCHEDULER"
 # Win: up to TTL + 2 intervals; first fires need a second or two more.
 LEAD_S = 3 * SHORT_TTL + 5
 POLL_S = 0.2
@@ -55,23 +56,15 @@ async def _holder(roles: RoleServer) -> str | None:
         return (await read_holder(admin, timeout=2.0)).name
 
 
-def _admin_url(roles: RoleServer) -> str:
-    return roles.server.url.replace("nats://", f"nats://{ADMIN}:{roles.passwords[ADMIN]}@")
-
-
 def _put(roles: RoleServer, name: str) -> None:
-    asyncio.run(put_schedule(_admin_url(roles), name, record(name, "@every 1s", created_ns=time.time_ns())))
-
-
-def _permission_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if "permission" in line.lower() or "violation" in line.lower()]
+    asyncio.run(put_schedule(admin_url(roles), name, record(name, "@every 1s", created_ns=time.time_ns())))
 
 
 def _cycle(roles: RoleServer, tmp_path: Path) -> None:
     """The whole working life of one scheduler process under the role; fails at the first step
     that does not happen, or on any permission refusal in its log or the server's."""
     asyncio.run(_prepare(roles))
-    admin = _admin_url(roles)
+    admin = admin_url(roles)
     _put(roles, "before")
     env = {**os.environ, SHORT_TTL_ENV: "1", "NO_COLOR": "1"}
     for var in ("NATS_URL", "NATS_CONTEXT", "NATS_USER", "NATS_PASSWORD", "AJC_SCHEDULER_NAME"):
@@ -111,7 +104,7 @@ def _cycle(roles: RoleServer, tmp_path: Path) -> None:
             proc.wait()
     text = log_path.read_text()
     assert "Traceback" not in text, text[-3000:]
-    assert _permission_lines(text) == [], _permission_lines(text)
+    assert permission_lines(text) == [], permission_lines(text)
     assert roles.violations() == []
     messages = [json.loads(line)["msg"] for line in text.splitlines() if line.startswith("{")]
     assert any(m.startswith("leading:") for m in messages), messages[:20]
@@ -134,33 +127,17 @@ KEPT = {
 }
 
 
-def _scheduler_grants() -> list[str]:
-    text = test_least_privilege.PERMISSIONS.read_text()
-    section = text[text.index("AJC_SCHEDULER = {") :]
-    section = section[: section.index("\n}\n")]
-    return re.findall(r'^\s+"([^"]+)",', section, re.M)
-
-
-def _without(grant: str) -> str:
-    text = test_least_privilege.PERMISSIONS.read_text()
-    start = text.index("AJC_SCHEDULER = {")
-    end = text.index("\n}\n", start)
-    section = "\n".join(line for line in text[start:end].splitlines() if f'"{grant}",' not in line)
-    return text[:start] + section + text[end:]
-
-
 def test_the_kept_grants_are_the_roles_own() -> None:
-    assert set(KEPT) <= set(_scheduler_grants())
+    assert set(KEPT) <= set(role_grants(ROLE))
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("grant", [g for g in _scheduler_grants() if g not in KEPT])
+@pytest.mark.parametrize("grant", [g for g in role_grants(ROLE) if g not in KEPT])
 def test_each_scheduler_grant_is_needed(
     grant: str, nats_server_factory: Callable[..., EmbeddedServer], tmp_path: Path
 ) -> None:
     """Without ``grant`` some step of the cycle fails, or a refusal is logged."""
-    assert _without(grant) != test_least_privilege.PERMISSIONS.read_text()
-    reduced = test_least_privilege.role_server(nats_server_factory, _without(grant))
+    reduced = reduced_server(nats_server_factory, ROLE, grant)
     with pytest.raises((AssertionError, pytest.fail.Exception)):
         _cycle(reduced, tmp_path)
