@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -54,6 +55,8 @@ __all__ = ["GroupTiming", "GroupView", "GroupWatch"]
 
 _NS = 1_000_000_000
 _log = logging.getLogger(__name__)
+_REREAD_FIRST_PAUSE_S = 0.5
+_REREAD_MAX_PAUSE_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,18 @@ class GroupView:
             return now_ns  # not observing: reach back nowhere
         return max(self.go_horizon_ns, self.chain_start_ns + self.timing.unseen_reach_ns)
 
+    def floor_unread_ns(self, now_ns: int) -> int:
+        """``floor_ns`` when the markers could not be re-read at a term start: another member
+        may have recorded a Go leader since our last read. Our own unbroken chain of polls saw
+        every Go tenure since it began, and one whose key expired before it fired until at
+        most ``chain start + unseen reach``; so that bound is safe whatever the markers say,
+        and a long-running member still catches up the whole window (issue 9: a leader that
+        met a node fault at its term start used to catch up nothing). No chain: nowhere."""
+        if self.chain_start_ns is None:
+            return now_ns
+        unseen = self.chain_start_ns + self.timing.unseen_reach_ns
+        return unseen if self.go_horizon_ns is None else max(self.go_horizon_ns, unseen)
+
     def record(self, started_ns: int) -> MemberRecord:
         handled = self.progress.get(self.name)
         return MemberRecord(
@@ -193,14 +208,24 @@ class GroupWatch:
         self._persisted = self.view.go_horizon_ns
         await self.poll_once()
 
-    async def refresh_members(self) -> bool:
-        """Re-read every marker (on becoming leader); False when that failed."""
-        try:
-            self.view.learn(await read_members(self._store))
-        except AjcError as exc:
-            _log.warning("group: cannot read member markers: %s", exc)
-            return False
-        return True
+    async def refresh_members(self, *, within_s: float = 0.0) -> bool:
+        """Re-read every marker (on becoming leader); False when that failed. A read that
+        fails is tried again for ``within_s`` seconds: a node fault that moves the bucket's
+        stream leader fails reads for a few seconds, and the term's floor depends on it."""
+        deadline = time.monotonic() + within_s
+        pause = _REREAD_FIRST_PAUSE_S
+        while True:
+            try:
+                self.view.learn(await read_members(self._store))
+            except AjcError as exc:
+                if time.monotonic() + pause > deadline:
+                    _log.warning("group: cannot read member markers: %s", exc)
+                    return False
+                _log.info("group: cannot read member markers yet, trying again: %s", exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _REREAD_MAX_PAUSE_S)
+                continue
+            return True
 
     async def run(self) -> None:
         while True:

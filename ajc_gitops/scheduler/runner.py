@@ -225,12 +225,14 @@ class SchedulerService:
     def _floor(self, now_ns: int) -> int | None:
         assert self.group is not None
         if not self._members_ok:
-            return now_ns  # could not re-read the markers: no catch-up this term
+            return self.group.view.floor_unread_ns(now_ns)  # group.py: what our own polls vouch for
         return self.group.view.floor_ns(now_ns)
 
     async def _on_term(self) -> None:
         assert self.group is not None and self.store is not None
-        self._members_ok = await self.group.refresh_members()
+        # Tried again for one election TTL: the term's first fires wait for it, and the slots
+        # meanwhile are caught up once the floor is known (they are inside the window).
+        self._members_ok = await self.group.refresh_members(within_s=self.group.view.timing.ttl_s)
         self.group.view.leading_since_ns = self.clock()  # shown by `status`, written with our progress
         try:
             await publish_leader_elected(self.store, self.config.name, clock=self.clock)

@@ -182,7 +182,9 @@ def run_round(cluster: EmbeddedCluster, tmp_path: Path) -> dict[str, Any]:
         m.check_log()
     result["events"] = events
     lines = [line for m in group for line in m.log.read_text().splitlines()]
-    result["requeue_log"] = Counter(word for line in lines for word in ("requeued", "gave up") if word in line)
+    # "cannot read member markers": a term start that met the fault (the missing-slot cause).
+    words = ("requeued", "gave up", "cannot read member markers")
+    result["requeue_log"] = Counter(word for line in lines for word in words if word in line)
     return result
 
 

@@ -84,3 +84,16 @@ def test_the_marker_says_since_when_a_go_member_leads_and_survives_a_round_trip(
     assert decode_member("ajc_gitops.schedulers.py-a", encode_member(record)) == record
     # A member that never led nor saw Go writes the bytes it wrote before these fields existed.
     assert b"since" not in encode_member(MemberRecord("py-b", 5))
+
+
+def test_unread_markers_keep_what_our_own_polls_vouch_for():
+    v = view()
+    assert v.floor_unread_ns(300 * S) == 300 * S  # no chain: no catch-up
+    v.poll_ok(None, 100 * S)
+    v.poll_ok("py-a", 101 * S)
+    # A Go leader recorded by another member since our last read ended before our chain did.
+    assert v.floor_unread_ns(300 * S) == 100 * S + int(4.5 * S)
+    assert v.poll_ok("go-sched", 102 * S)
+    assert v.floor_unread_ns(300 * S) == v.floor_ns(300 * S) == 102 * S + int((1 + 7.5 + 5 + 2) * S)
+    v.poll_failed()
+    assert v.floor_unread_ns(300 * S) == 300 * S
