@@ -13,9 +13,7 @@ to "No changes" with exactly the manifest's schedules.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from tests.faults.support import (
     read_live,
     repeat,
     run_cli,
+    stream_leader,
     write_manifest,
 )
 
@@ -42,22 +41,6 @@ SCHEDULES = 300
 TIMEOUT_S = 4.0
 START_S = 5.0  # interpreter start and imports, generously
 CONVERGE_S = 60.0
-
-
-def _stream_leader(cluster: EmbeddedCluster) -> str | None:
-    for server in cluster.servers:
-        if not server.running:
-            continue
-        try:
-            with urllib.request.urlopen(f"{server.monitor_url}/jsz?streams=true", timeout=1.0) as resp:
-                info = json.load(resp)
-        except OSError:
-            continue
-        for account in info.get("account_details") or []:
-            for stream in account.get("stream_detail") or []:
-                if stream.get("name") == f"KV_{CONFIG_BUCKET}" and (stream.get("cluster") or {}).get("leader"):
-                    return str(stream["cluster"]["leader"])
-    return None
 
 
 async def _replicas(url: str) -> int:
@@ -80,9 +63,9 @@ def _judge(done: Finished, urls: list[str], ok_codes: tuple[int, ...]) -> str:
 def _round(
     cluster: EmbeddedCluster, tmp_path: Path, i: int, fault: str, victim_role: str, outcomes: Counter[str]
 ) -> None:
-    leader = _stream_leader(cluster)
+    leader = stream_leader(cluster.servers, f"KV_{CONFIG_BUCKET}")
     assert leader is not None
-    victim: EmbeddedServer = next(s for s in cluster.servers if (s.server_name == leader) == (victim_role == "leader"))
+    victim: EmbeddedServer = next(s for s in cluster.servers if (s is leader) == (victim_role == "leader"))
     others = [s.url for s in cluster.servers if s is not victim]
     urls = ",".join([victim.url, *others])  # the dead node first: the client must get past it
     paths = write_manifest(tmp_path / f"m{i}", manifest_text(SCHEDULES, variant="v" * (i + 2)))
