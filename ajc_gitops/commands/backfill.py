@@ -42,11 +42,13 @@ def _stdin_prompt() -> str:
     return sys.stdin.readline().strip()
 
 
+_VERBS = {SlotKind.MISSED: "create", SlotKind.UNKNOWN: "skip  ", SlotKind.PENDING: "skip  "}
+
+
 def _show(plan: BackfillPlan, name: str) -> None:
     slots = plan.slots
     for slot in slots[:_SHOWN]:
-        verb = "create" if slot.kind is SlotKind.MISSED else "keep  "
-        output.write(f"  {verb} {slot_line(slot)}")
+        output.write(f"  {_VERBS.get(slot.kind, 'keep  ')} {slot_line(slot)}")
     if len(slots) > _SHOWN:
         output.write(f"  ... and {len(slots) - _SHOWN} more")
     skipped = sum(1 for s in slots if s.kind in (SlotKind.UNKNOWN, SlotKind.PENDING))
@@ -114,6 +116,14 @@ def run(
     plan, failed = asyncio.run(main())
     if failed:
         raise CommandError(f"backfill {opts.name}: {failed} task(s) not created (listed above); run it again")
-    if any(s.kind is SlotKind.UNKNOWN for s in plan.slots):
-        return EXIT_ALERT  # done, but some slots could not be told: say so in the exit code
+    if unknown := [s for s in plan.slots if s.kind is SlotKind.UNKNOWN]:
+        # Creating one could repeat a fire a Go leader made (its task IDs are random): skipped,
+        # named above, and said in the exit code so a script does not take the range as done.
+        reasons = "; ".join(sorted({s.note for s in unknown if s.note}))
+        output.error(
+            f"warning: backfill {opts.name}: {len(unknown)} slot(s) not created because a Go leader may have "
+            f"fired them ({reasons}); raise --scan-limit (now {opts.scan_limit:,}) if the scan stopped early, "
+            f"or check them with: ajc-gitops status {opts.name}"
+        )
+        return EXIT_ALERT
     return common.EXIT_OK

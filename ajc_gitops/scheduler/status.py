@@ -29,7 +29,7 @@ from ajc_gitops.plan.suspend import suspended_schedules
 from ajc_gitops.scheduler.slots import slots_between
 from ajc_gitops.scheduler.tasks import slot_task_ids
 from ajc_gitops.state import Entry, Holder, Snapshot
-from ajc_gitops.status.classify import PENDING_S, Candidate, found, match_scanned, not_found
+from ajc_gitops.status.classify import MATCH_TOLERANCE_S, PENDING_S, Candidate, found, match_scanned, not_found
 from ajc_gitops.status.model import LeaderStatus, ScheduleState, ScheduleStatus, SlotKind, SlotStatus, StatusReport
 from ajc_gitops.store import Store, get_task_records, queue_names, read_holder, scan_task_records
 
@@ -105,6 +105,16 @@ def _slots(
         cache[task.schedule] = slots, tuple(to_unix(t) for t in cron.next_times(parsed, now, NEXT_COUNT))
     slots, live.next_fires = cache[task.schedule]
     live.slots = slots if lo == start_s else [s for s in slots if s > lo]
+
+
+def _past_window(live: _Live, until_s: int, now_s: int) -> list[int]:
+    """Slots after the window (a backfill's ``--to``) young enough to own a task the scan may
+    read: a Go task of one of them is that slot's, never the window's last slot."""
+    task, parsed = live.task, live.parsed
+    if task is None or parsed is None or until_s >= now_s:
+        return []
+    end = from_unix(min(now_s, until_s + MATCH_TOLERANCE_S))
+    return [to_unix(t) for t in slots_between(parsed, from_unix(until_s), end, anchor=task.created_at)]
 
 
 def _leader(holder: Holder | None, members: Sequence[MemberRecord]) -> LeaderStatus:
@@ -188,7 +198,16 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
         scan = await scan_task_records(store, start=start, limit=query.scan_limit)
         known = set(ids.values())
         scanned = [t for m in scan.messages if m.task_id not in known and (t := decode_task(m.data)) is not None]
-        matched, ambiguous = match_scanned(old, scanned)
+        kinds = {(c.task_type, c.queue) for c in old}
+        open_slots = {(c.name, c.instant_s) for c in old}
+        decided = [
+            Candidate(live.name, task.task_type, task.queue, s)
+            for live in lives
+            if (task := live.task) is not None and (task.task_type, task.queue) in kinds
+            for s in (*live.slots, *_past_window(live, until_s, now_s))
+            if (live.name, s) not in open_slots
+        ]
+        matched, ambiguous = match_scanned(old, scanned, decided=decided)
         scan_complete = scan.complete
         extent = "all" if scan.complete else f"the first {scan.scanned:,} (--scan-limit)"
         notes.append(

@@ -5,9 +5,13 @@ A slot fired by an ajc-gitops leader is found by its deterministic task ID
 (``scheduler/tasks.py``). A Go leader gives its tasks random IDs (contract §4.3), so a slot
 whose ID has no record may still have fired under a Go leader: ``match_scanned`` pairs the
 tasks of a bounded scan with such slots by task type, queue and creation time. Go creates
-the task at the cron instant (its cron goroutine calls ``NewTask`` then), so a task created
-within ``MATCH_TOLERANCE_S`` after a slot is that slot's, unless several schedules with the
-same type and queue fire then: those slots are ``unknown``, never guessed.
+the task at the cron instant (its cron goroutine calls ``NewTask`` then) and stamps it with
+the clock its cron fired on, so the stamp is never before the slot: a task is its schedule's
+latest slot at or before its creation, when that slot is less than ``MATCH_TOLERANCE_S``
+older. Not the next slot, even a second later (a per-second schedule's task stamped
+12:00:00.001 is the 12:00:00 slot's), and not an earlier one when its own slot is outside the
+question (past the window, too recent, or found by ID). Several schedules with the same type
+and queue due then make those slots ``unknown``, never guessed.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ LATE_AFTER_S = 5.0
 # A slot this recent may be being fired right now: not yet a miss.
 PENDING_S = 10
 MATCH_TOLERANCE_S = 30
-_SKEW_S = 1  # a Go host's clock a little behind the server's
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +64,24 @@ def not_found(instant_s: int, now_s: int, *, scan_complete: bool, ambiguous: boo
 
 
 def match_scanned(
-    candidates: Sequence[Candidate], tasks: Iterable[Task], *, tolerance_s: int = MATCH_TOLERANCE_S
+    candidates: Sequence[Candidate],
+    tasks: Iterable[Task],
+    *,
+    decided: Iterable[Candidate] = (),
+    tolerance_s: int = MATCH_TOLERANCE_S,
 ) -> tuple[dict[tuple[str, int], Task], set[tuple[str, int]]]:
     """(slot -> its task, ambiguous slots) for tasks that match a candidate slot: same type and
-    queue, created in ``[instant - skew, instant + tolerance)``, the latest such slot of a
-    schedule. A task matching slots of two or more schedules decides none of them."""
-    # (type, queue) -> instant -> candidates: a task looks at ~tolerance instants, not every slot.
-    by_kind: dict[tuple[str, str], dict[int, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+    queue, and the candidate is its schedule's latest slot in ``(created - tolerance, created]``.
+    ``decided`` are the other slots of those schedules (found by ID, too recent to judge, or
+    past the window): a task whose latest slot is one of them is that slot's and decides no
+    candidate. A task matching slots of two or more schedules decides none of them."""
+    # (type, queue) -> instant -> slots: a task looks at ~tolerance instants, not every slot.
+    by_kind: dict[tuple[str, str], dict[int, list[tuple[Candidate, bool]]]] = defaultdict(lambda: defaultdict(list))
     for c in candidates:
-        by_kind[(c.task_type, c.queue)][c.instant_s].append(c)
+        by_kind[(c.task_type, c.queue)][c.instant_s].append((c, True))
+    for c in decided:
+        if (c.task_type, c.queue) in by_kind:
+            by_kind[(c.task_type, c.queue)][c.instant_s].append((c, False))
     matched: dict[tuple[str, int], Task] = {}
     ambiguous: set[tuple[str, int]] = set()
     for task in tasks:
@@ -77,15 +89,15 @@ def match_scanned(
         if not instants:
             continue
         created_s = task.created.unix_ns // NANOS_PER_SECOND
-        best: dict[str, Candidate] = {}
-        for instant in range(created_s - tolerance_s + 1, created_s + _SKEW_S + 1):
-            for c in instants.get(instant, ()):
-                best[c.name] = c  # ascending instants: a schedule's latest slot at or before wins
-        if len(best) == 1:
-            (c,) = best.values()
-            matched.setdefault((c.name, c.instant_s), task)
+        best: dict[str, tuple[Candidate, bool]] = {}
+        for instant in range(created_s - tolerance_s + 1, created_s + 1):
+            for c, open_slot in instants.get(instant, ()):
+                best[c.name] = (c, open_slot)  # ascending instants: a schedule's latest slot wins
+        open_slots = [c for c, open_slot in best.values() if open_slot]
+        if len(best) == 1 and open_slots:
+            matched.setdefault((open_slots[0].name, open_slots[0].instant_s), task)
         elif len(best) > 1:
-            ambiguous.update((c.name, c.instant_s) for c in best.values())
+            ambiguous.update((c.name, c.instant_s) for c in open_slots)
     for key in matched:
         ambiguous.discard(key)
     return matched, ambiguous

@@ -59,6 +59,27 @@ def test_two_schedules_alike_make_their_slots_unknown_not_guessed() -> None:
     assert not matched and ambiguous == {("a", SLOT), ("b", SLOT)}
 
 
+def test_a_per_second_go_task_is_the_slot_of_its_creation_second_not_the_next() -> None:
+    cands = [Candidate("a", "t:a", "Q", SLOT + k) for k in range(4)]
+    first, second = task(SLOT + 0.001, tid="t0"), task(SLOT + 1.002, tid="t1")
+    matched, ambiguous = match_scanned(cands, [first, second])
+    assert matched == {("a", SLOT): first, ("a", SLOT + 1): second} and not ambiguous
+
+
+def test_a_task_before_a_slot_never_matches_it() -> None:
+    matched, _ = match_scanned([Candidate("a", "t:a", "Q", SLOT)], [task(SLOT - 0.5)])
+    assert not matched
+
+
+def test_a_task_of_a_decided_slot_decides_no_earlier_candidate() -> None:
+    """Its own slot found by ID, too recent, or past a backfill's --to: not the window's last slot's."""
+    cands = [Candidate("a", "t:a", "Q", SLOT)]
+    late = task(SLOT + 1.001)
+    matched, ambiguous = match_scanned(cands, [late], decided=[Candidate("a", "t:a", "Q", SLOT + 1)])
+    assert not matched and not ambiguous
+    assert match_scanned(cands, [late])[0] == {("a", SLOT): late}  # without it, the slot before takes it
+
+
 def test_batch_ids_are_the_scheduler_ids() -> None:
     seconds = [SLOT, SLOT + 3600, SLOT + 7200]
     assert slot_task_ids("nightly-export", seconds) == [task_id_for("nightly-export", from_unix(s)) for s in seconds]
