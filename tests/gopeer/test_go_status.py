@@ -209,28 +209,46 @@ def _slot_of_item(job: str, record: dict[str, Any] | None, name: str) -> int:
     return int(_seconds(record["created"]))
 
 
+def _backfill(fired: Fired, name: str, start: int, end: int, *flags: str) -> Finished:
+    return run_cli(
+        "backfill", name, "--from", _rfc(start), "--to", _rfc(end), "--auto-approve", "--server", fired.url, *flags
+    )
+
+
 def check_backfill(fired: Fired) -> None:
     created_s = fired.created_ns[BACKFILL.name] / NANOS_PER_SECOND
+    go = {t["id"]: int(_seconds(t["created"])) for t in of_type(fired.url, BACKFILL)}  # Go task -> its slot
+    go_slots = set(go.values())
     start, end = int(created_s) - 5, int(fired.stopped_s) + 2
-    go_ids = {t["id"] for t in of_type(fired.url, BACKFILL)}
-    args = ("backfill", BACKFILL.name, "--from", _rfc(start), "--to", _rfc(end), "--server", fired.url)
-
-    done = run_cli(*args, "--auto-approve")
-    assert done.code == 0, (done.stdout, done.stderr)
     # Every slot of the range: after the record was created (the lattice of @every), up to --to.
     expected = [s for s in range(start, end + 1) if s > created_s]
-    after = {t["id"]: t for t in of_type(fired.url, BACKFILL)}
-    ours = set(after) - go_ids
-    assert ours == {task_id_for(BACKFILL.name, from_unix(s)) for s in expected} - {
-        task_id_for(BACKFILL.name, from_unix(int(_seconds(after[i]["created"])))) for i in go_ids
-    }
-    kept = re.search(r"(\d+) to create, (\d+) already have their task", done.stdout)
-    assert kept is not None and (int(kept[1]), int(kept[2])) == (len(ours), len(go_ids)), done.stdout
-    assert done.stdout.count("(Go-created, matched by type, queue and time)") == len(go_ids), done.stdout
+    assert len(go_slots) == len(go) and go_slots <= set(expected), (go, expected)
+    before_go = [s for s in expected if s < min(go_slots)]
+    assert before_go, "the Go scheduler fired the first slot after apply: nothing before it to backfill"
 
-    again = run_cli(*args, "--auto-approve")
-    assert again.code == 0 and "0 to create" in again.stdout, (again.stdout, again.stderr)
-    assert set(t["id"] for t in of_type(fired.url, BACKFILL)) == set(after)
+    def ours() -> set[str]:
+        return {t["id"] for t in of_type(fired.url, BACKFILL)} - set(go)
+
+    # Up to the slot before Go's first fire: that fire's task is its own slot's, past --to, and
+    # must not hide the last slot of the range.
+    done = _backfill(fired, BACKFILL.name, start, min(go_slots) - 1)
+    assert done.code == 0, (done.stdout, done.stderr)
+    assert ours() == {task_id_for(BACKFILL.name, from_unix(s)) for s in before_go}, done.stdout
+
+    done = _backfill(fired, BACKFILL.name, start, end)
+    assert done.code == 0, (done.stdout, done.stderr)
+    assert ours() == {task_id_for(BACKFILL.name, from_unix(s)) for s in expected if s not in go_slots}, done.stdout
+    counts = re.search(r"(\d+) to create, (\d+) already have their task", done.stdout)
+    created_now = len(expected) - len(before_go) - len(go_slots)
+    assert counts is not None and (int(counts[1]), int(counts[2])) == (created_now, len(before_go) + len(go)), (
+        done.stdout
+    )
+    assert done.stdout.count("(Go-created, matched by type, queue and time)") == len(go), done.stdout
+
+    again = _backfill(fired, BACKFILL.name, start, end)
+    assert again.code == 0 and " 0 to create" in again.stdout, (again.stdout, again.stderr)
+    after = {t["id"]: t for t in of_type(fired.url, BACKFILL)}
+    assert len(after) == len(expected)
 
     # As a worker receives them: one work item per slot, none twice, none left out.
     wait_until(
@@ -251,10 +269,7 @@ def check_backfill_unknown(fired: Fired) -> None:
     created_s = fired.created_ns[OK.name] / NANOS_PER_SECOND
     start, end = int(created_s), int(fired.stopped_s) + 2
     before = {t["id"] for t in of_type(fired.url, OK)}
-    done = run_cli(
-        "backfill", OK.name, "--from", _rfc(start), "--to", _rfc(end), "--auto-approve",
-        "--scan-limit", "1", "--server", fired.url,
-    )  # fmt: skip
+    done = _backfill(fired, OK.name, start, end, "--scan-limit", "1")
     assert done.code == EXIT_ALERT, (done.code, done.stdout, done.stderr)
     assert {t["id"] for t in of_type(fired.url, OK)} == before
     skipped = [line for line in done.stdout.splitlines() if re.match(r"  skip +\S+  unknown ", line)]
