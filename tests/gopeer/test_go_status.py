@@ -40,6 +40,7 @@ from ajc_gitops.status.classify import PENDING_S
 from tests.deliveries import Worker, items, slot_of
 from tests.faults.support import Finished, read_live, run_cli
 from tests.gopeer.peer import Ajc
+from tests.gopeer.test_go_worker import tasks_if_any
 from tests.scheduler_support import tasks_now
 from tests.waiting import wait_until
 
@@ -93,7 +94,7 @@ def _rfc(seconds: int) -> str:
 
 
 def of_type(url: str, sched: Sched) -> list[dict[str, Any]]:
-    return [t for t in tasks_now(url) if t["type"] == sched.task_type]
+    return [t for t in tasks_if_any(url) if t["type"] == sched.task_type]
 
 
 def status_json(url: str, *args: str) -> tuple[Finished, dict[str, Any]]:
