@@ -2,7 +2,7 @@
 
 Read-only. One read of the configuration bucket (records, ownership markers, member markers),
 one of the election key, then the task of every due slot in the window by its deterministic ID
-(``tasks.task_id_for``), pipelined (``store.get_task_records``); the tasks stream is never
+(``tasks.task_id_for``), pipelined (``store.iter_task_records``); the tasks stream is never
 scanned for those. Slots still without a task may have been fired by a Go leader, whose task
 IDs are random (contract §4.3): one bounded scan (``store.scan_task_records``, from the
 earliest such slot, at most ``scan_limit`` records) pairs them by type, queue and creation time
@@ -14,6 +14,7 @@ specs, the ``created_at`` lattice for ``@every``, never before the record was cr
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +27,13 @@ from ajc_gitops.gowire.godate import from_unix, to_unix
 from ajc_gitops.model import NANOS_PER_SECOND, MemberRecord, ScheduledTask, Task
 from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, MARKER_PREFIX, MEMBER_PREFIX, SCHEDULE_PREFIX
 from ajc_gitops.plan.suspend import suspended_schedules
+from ajc_gitops.scheduler.pacing import bulk_allocation
 from ajc_gitops.scheduler.slots import slots_between
 from ajc_gitops.scheduler.tasks import slot_task_ids
 from ajc_gitops.state import Entry, Holder, Snapshot
 from ajc_gitops.status.classify import PENDING_S, Candidate, found, match_scanned, not_found
 from ajc_gitops.status.model import LeaderStatus, ScheduleState, ScheduleStatus, SlotKind, SlotStatus, StatusReport
-from ajc_gitops.store import Store, get_task_records, queue_names, read_holder, scan_task_records
+from ajc_gitops.store import Store, iter_task_records, queue_names, read_holder, scan_task_records
 
 __all__ = ["DEFAULT_SCAN_LIMIT", "NEXT_COUNT", "StatusQuery", "read_status"]
 
@@ -142,6 +144,18 @@ async def _missing_queues(store: Store, lives: Sequence[_Live]) -> tuple[frozens
     return frozenset(used - existing), None
 
 
+async def _read_tasks(store: Store, ids: Sequence[str], max_in_flight: int) -> list[Task | None]:
+    """The decoded task of each ID, or None (no record, or not a Task): decoded batch by
+    batch while the next lookups are in flight, with the cyclic collector paused."""
+    tasks: list[Task | None] = [None] * len(ids)
+    with bulk_allocation(freeze=False):
+        async with contextlib.aclosing(iter_task_records(store, ids, max_in_flight=max_in_flight)) as batches:
+            async for batch in batches:
+                for i, record in batch:
+                    tasks[i] = decode_task(record)
+    return tasks
+
+
 async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> StatusReport:
     record_snap, marker_snap, members = await _read_config(store)
     records, markers = record_snap.live, marker_snap.live
@@ -161,23 +175,22 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
         _slots(live, since_s, until_s, now_s, cache)
 
     missing_queues, queues_note = await _missing_queues(store, lives)
-    ids: dict[tuple[str, int], str] = {}
+    ids: list[str] = []
     for live in lives:
-        ids.update(zip(((live.name, s) for s in live.slots), slot_task_ids(live.name, live.slots), strict=True))
-    stored = await get_task_records(store, list(ids.values()), max_in_flight=query.max_in_flight)
-    by_slot: dict[tuple[str, int], Task] = {}
-    for slot, task_id in ids.items():
-        record = stored.get(task_id)
-        decoded = decode_task(record) if record is not None else None
-        if decoded is not None:
-            by_slot[slot] = decoded
+        ids += slot_task_ids(live.name, live.slots)
+    tasks = await _read_tasks(store, ids, query.max_in_flight)  # aligned with ids
 
-    tasks_by_live = {live.name: live.task for live in lives}
-    candidates = [
-        Candidate(name, task.task_type, task.queue, s)
-        for (name, s) in ids
-        if (name, s) not in by_slot and (task := tasks_by_live[name]) is not None
-    ]
+    candidates: list[Candidate] = []
+    at = 0
+    for live in lives:
+        task = live.task
+        if task is not None:
+            candidates += (
+                Candidate(live.name, task.task_type, task.queue, s)
+                for j, s in enumerate(live.slots, at)
+                if tasks[j] is None
+            )
+        at += len(live.slots)
     notes: list[str] = [queues_note] if queues_note else []
     matched: dict[tuple[str, int], Task] = {}
     ambiguous: set[tuple[str, int]] = set()
@@ -186,7 +199,7 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
     if old:
         start = from_unix(min(c.instant_s for c in old) - _SCAN_SKEW_S)
         scan = await scan_task_records(store, start=start, limit=query.scan_limit)
-        known = set(ids.values())
+        known = set(ids)
         scanned = [t for m in scan.messages if m.task_id not in known and (t := decode_task(m.data)) is not None]
         matched, ambiguous = match_scanned(old, scanned)
         scan_complete = scan.complete
@@ -196,14 +209,19 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
             f"written since {start.isoformat()} to match tasks a Go leader created"
         )
 
+    offsets, at = {}, 0
+    for live in lives:
+        offsets[live.name] = at
+        at += len(live.slots)
     statuses = []
     for live in sorted(lives, key=lambda lv: lv.name):
         slots: list[SlotStatus] = []
-        for s in live.slots:
-            slot_key = (live.name, s)
-            if slot_key in by_slot:
-                slots.append(found(s, by_slot[slot_key], "id"))
-            elif slot_key in matched:
+        at = offsets[live.name]
+        for j, s in enumerate(live.slots, at):
+            by_id = tasks[j]
+            if by_id is not None:
+                slots.append(found(s, by_id, "id"))
+            elif (slot_key := (live.name, s)) in matched:
                 slots.append(found(s, matched[slot_key], "scan"))
             else:
                 slots.append(not_found(s, now_s, scan_complete=scan_complete, ambiguous=slot_key in ambiguous))
