@@ -120,9 +120,7 @@ async def iter_task_records(
             if ready:
                 batch, ready = ready, []
                 yield batch  # the lookups in flight go on meanwhile
-                if sent < total and state["in_flight"] > resume_at:
-                    continue  # the caller's work gave them time: look before refilling
-            if state["answered"] < total and (sent == total or state["in_flight"] > resume_at):
+            elif state["answered"] < total:
                 await wait_progress(state["answered"])
         if ready and not failures:
             yield ready
