@@ -20,7 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ajc_gitops import codec
-from ajc_gitops.codec import MarkerError, decode_marker, decode_member, decode_task, record_digest
+from ajc_gitops.codec import (
+    MarkerError,
+    TaskFields,
+    decode_marker,
+    decode_member,
+    decode_task,
+    read_task_fields,
+    record_digest,
+)
 from ajc_gitops.errors import ConnectError, StoreError
 from ajc_gitops.gowire import cron
 from ajc_gitops.gowire.godate import from_unix, to_unix
@@ -31,7 +39,7 @@ from ajc_gitops.scheduler.pacing import bulk_allocation
 from ajc_gitops.scheduler.slots import slots_between
 from ajc_gitops.scheduler.tasks import slot_task_ids
 from ajc_gitops.state import Entry, Holder, Snapshot
-from ajc_gitops.status.classify import PENDING_S, Candidate, found, match_scanned, not_found
+from ajc_gitops.status.classify import PENDING_S, Candidate, found, found_by_id, match_scanned, not_found
 from ajc_gitops.status.model import LeaderStatus, ScheduleState, ScheduleStatus, SlotKind, SlotStatus, StatusReport
 from ajc_gitops.store import Store, iter_task_records, queue_names, read_holder, scan_task_records
 
@@ -144,15 +152,16 @@ async def _missing_queues(store: Store, lives: Sequence[_Live]) -> tuple[frozens
     return frozenset(used - existing), None
 
 
-async def _read_tasks(store: Store, ids: Sequence[str], max_in_flight: int) -> list[Task | None]:
-    """The decoded task of each ID, or None (no record, or not a Task): decoded batch by
-    batch while the next lookups are in flight, with the cyclic collector paused."""
-    tasks: list[Task | None] = [None] * len(ids)
+async def _read_tasks(store: Store, ids: Sequence[str], max_in_flight: int) -> list[TaskFields | None]:
+    """The task of each ID as ``read_task_fields`` reads it, or None (no record, or not a
+    Task): decoded batch by batch while the next lookups are in flight, with the cyclic
+    collector paused."""
+    tasks: list[TaskFields | None] = [None] * len(ids)
     with bulk_allocation(freeze=False):
         async with contextlib.aclosing(iter_task_records(store, ids, max_in_flight=max_in_flight)) as batches:
             async for batch in batches:
                 for i, record in batch:
-                    tasks[i] = decode_task(record)
+                    tasks[i] = read_task_fields(record)
     return tasks
 
 
@@ -220,7 +229,7 @@ async def read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Statu
         for j, s in enumerate(live.slots, at):
             by_id = tasks[j]
             if by_id is not None:
-                slots.append(found(s, by_id, "id"))
+                slots.append(found_by_id(s, by_id))
             elif (slot_key := (live.name, s)) in matched:
                 slots.append(found(s, matched[slot_key], "scan"))
             else:

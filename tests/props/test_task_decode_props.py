@@ -1,6 +1,7 @@
 """``decode_task`` reads a record written with Go's own keys (its fast path, which ``status``
 takes 240,000 times) exactly as it reads the same record with its keys in another case (the
-folding path), and reads ``created`` as Go's parser does, whatever the text."""
+folding path), and reads ``created`` as Go's parser does, whatever the text; the slot that
+``status`` builds from the plain fields is the one it would build from the Task."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ajc_gitops.codec import decode_task
+from ajc_gitops.codec import decode_task, read_task_fields
 from ajc_gitops.gowire.gotime import GoTimeParseError, parse_rfc3339
 from ajc_gitops.model import ZERO_TIME, GoTime
+from ajc_gitops.status.classify import found, found_by_id
 
 GO_KEYS = ("id", "type", "queue", "payload", "deadline", "max_tries", "state", "created", "tries", "last_err", "result")
 SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8)
@@ -67,3 +69,13 @@ def test_created_is_read_as_gos_parser_reads_it(text: str) -> None:
     except GoTimeParseError:
         want = ZERO_TIME
     assert got is not None and got.created == want
+
+
+@given(st.dictionaries(st.sampled_from(GO_KEYS), VALUES | CREATED, max_size=8), st.integers(0, 2**33))
+@example({"id": "x", "created": "2026-12-05T01:00:06Z"}, 1_780_621_200)
+def test_a_slot_found_from_the_fields_is_the_slot_found_from_the_task(fields: dict[str, Any], instant_s: int) -> None:
+    record = json.dumps(fields).encode()
+    task, read = decode_task(record), read_task_fields(record)
+    assert (task is None) == (read is None)
+    if task is not None and read is not None:
+        assert found_by_id(instant_s, read) == found(instant_s, task, "id")
