@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -54,17 +55,22 @@ async def get_task_records(
 
 
 async def iter_task_records(
-    store: Store, task_ids: Sequence[str], *, max_in_flight: int = _DEFAULT_IN_FLIGHT
+    store: Store, task_ids: Iterable[str], *, max_in_flight: int = _DEFAULT_IN_FLIGHT
 ) -> AsyncGenerator[list[tuple[int, bytes]], None]:
     """``get_task_records`` as it arrives: batches of (position in ``task_ids``, record), each
     position once, absent IDs never. Lookups stay in flight while the caller works on a
-    batch, so decoding overlaps the server's work instead of following it (``status`` reads
-    hundreds of thousands). Close it (``contextlib.aclosing``) when leaving early."""
-    if not task_ids:
+    batch, and ``task_ids`` (which may be a generator) is drawn only as the window frees, so
+    both the caller's decoding and its making of the IDs overlap the server's work instead of
+    following it (``status`` reads hundreds of thousands). Close it (``contextlib.aclosing``)
+    when leaving early."""
+    ids = iter(task_ids)
+    first = next(ids, None)
+    if first is None:
         return
+    ids = itertools.chain((first,), ids)
     nc = store.client
     api = f"{store.api_prefix}.STREAM.MSG.GET.{TASKS_STREAM}"
-    total = len(task_ids)
+    asked: list[str] = []  # by position
     ready: list[tuple[int, bytes]] = []
     failures: list[str] = []
     window = max(1, max_in_flight)
@@ -78,7 +84,7 @@ async def iter_task_records(
     async def on_reply(msg: Msg) -> None:
         state["in_flight"] -= 1
         state["answered"] += 1
-        if state["in_flight"] <= resume_at or state["answered"] == total:
+        if state["in_flight"] <= resume_at:
             progress.set()
         data = msg.data
         # The server's reply is {"type":...,"message":{...,"data":"<base64>",...}} or an error;
@@ -92,7 +98,7 @@ async def iter_task_records(
                 return
             ready.append((index, base64.b64decode(data[start : data.index(b'"', start)])))
             return
-        _other(msg, strip, task_ids, ready, failures)
+        _other(msg, strip, asked, ready, failures)
 
     async def wait_progress(before: int) -> None:
         """Until replies move on; a whole timeout without any is an error."""
@@ -107,29 +113,33 @@ async def iter_task_records(
     with store.guard("read task records", api):
         sub = await nc.subscribe(f"{inbox}.*", cb=on_reply)
     try:
-        sent = 0
-        while state["answered"] < total:
-            with store.guard("read task records", api):
-                while sent < total and state["in_flight"] < window:
-                    state["in_flight"] += 1
-                    body = b'{"last_by_subj":"' + _SUBJECT_PREFIX + task_ids[sent].encode() + b'"}'
-                    await nc.publish(api, body, reply=f"{inbox}.{sent}")
-                    sent += 1
+        exhausted = False
+        while True:
+            if not exhausted and state["in_flight"] < window:
+                room = window - state["in_flight"]
+                more = list(itertools.islice(ids, room))  # drawn outside the guard: the caller's code
+                exhausted = len(more) < room
+                with store.guard("read task records", api):
+                    for task_id in more:
+                        state["in_flight"] += 1
+                        body = b'{"last_by_subj":"' + _SUBJECT_PREFIX + task_id.encode() + b'"}'
+                        await nc.publish(api, body, reply=f"{inbox}.{len(asked)}")
+                        asked.append(task_id)
             if failures:
                 break
             if ready:
                 batch, ready = ready, []
                 yield batch  # the lookups in flight go on meanwhile
-            elif state["answered"] < total:
+            elif exhausted and state["in_flight"] == 0:
+                break
+            else:
                 await wait_progress(state["answered"])
-        if ready and not failures:
-            yield ready
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
     if failures:
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        raise StoreError(f"{store.server}: reading task records: {failures[0]}{more}")
+        more_text = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise StoreError(f"{store.server}: reading task records: {failures[0]}{more_text}")
 
 
 def _other(msg: Msg, strip: int, task_ids: Sequence[str], ready: list[tuple[int, bytes]], failures: list[str]) -> None:
