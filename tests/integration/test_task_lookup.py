@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+from collections.abc import Iterator
 
 import nats
 import pytest
@@ -105,3 +106,24 @@ async def test_each_position_comes_once_even_when_the_caller_is_slow(nats_server
             async for _ in batches:
                 break
         assert await get_task_records(store, ids[:5]) == {i: want[i] for i in ids[:5] if i in want}
+
+
+@pytest.mark.parametrize("window", [16, 7])  # 400 IDs: a whole number of windows, and not
+async def test_ids_can_be_made_as_the_lookups_draw_them(nats_server: EmbeddedServer, window: int) -> None:
+    await prepare(nats_server.url)
+    async with Store.open(options(nats_server.url)) as store:
+        ids = await _fill(store, random.Random(5))
+        drawn: list[str] = []
+
+        def each_id() -> Iterator[str]:
+            for task_id in ids:
+                drawn.append(task_id)
+                yield task_id
+
+        got: dict[str, bytes] = {}
+        async with contextlib.aclosing(iter_task_records(store, each_id(), max_in_flight=window)) as batches:
+            async for batch in batches:
+                assert all(i < len(drawn) for i, _ in batch)
+                got.update((ids[i], record) for i, record in batch)
+    assert drawn == ids
+    assert got == await _stored_one_by_one(nats_server.url, ids)
