@@ -85,6 +85,7 @@ _TASK_KEYS = frozenset(
     }
 )  # fmt: skip
 _DIGITS = frozenset("0123456789")
+_JSON_DECODE = json.JSONDecoder().decode
 
 
 @functools.lru_cache(maxsize=4096)
@@ -154,7 +155,9 @@ def decode_task(record: bytes) -> Task | None:
 def read_task_fields(record: bytes) -> TaskFields | None:
     """``decode_task`` without building the Task (same keys, same checks, same verdicts)."""
     try:
-        value = json.loads(record)
+        # What json.loads does with bytes that open an object (they are UTF-8 then), without
+        # its encoding sniffing.
+        value = _JSON_DECODE(record.decode("utf-8", "surrogatepass")) if record[:2] == b'{"' else json.loads(record)
     except ValueError:
         return None
     if type(value) is dict and value.keys() <= _TASK_KEYS:

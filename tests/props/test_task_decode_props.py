@@ -79,3 +79,16 @@ def test_a_slot_found_from_the_fields_is_the_slot_found_from_the_task(fields: di
     assert (task is None) == (read is None)
     if task is not None and read is not None:
         assert found_by_id(instant_s, read) == found(instant_s, task, "id")
+
+
+@given(
+    st.binary(max_size=40).map(lambda b: b'{"' + b)
+    | st.dictionaries(st.sampled_from(GO_KEYS), st.text(max_size=6), max_size=4).map(
+        lambda d: json.dumps(d, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    )
+)
+@example(b'{"id": "\xed\xa0\x80"}')  # a lone surrogate, as surrogatepass writes it
+@example(b'{"id": "\xff"}')
+def test_bytes_read_as_json_loads_reads_them(record: bytes) -> None:
+    # A leading space takes json.loads' own path (sniffing the encoding); JSON ignores it.
+    assert decode_task(record) == decode_task(b" " + record)
