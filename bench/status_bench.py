@@ -47,10 +47,11 @@ from ajc_gitops.embedded import start_server  # noqa: E402
 from ajc_gitops.gowire.godate import from_unix  # noqa: E402
 from ajc_gitops.model import GoTime, Marker, ScheduledTask  # noqa: E402
 from ajc_gitops.names import MARKER_PREFIX, SCHEDULE_PREFIX, TASK_SUBJECT, TASKS_STREAM  # noqa: E402
+from ajc_gitops.render.status import STATUS_RENDERERS  # noqa: E402
 from ajc_gitops.scheduler.status import StatusQuery, read_status  # noqa: E402
 from ajc_gitops.scheduler.tasks import build_task  # noqa: E402
 from ajc_gitops.state import WriteOp  # noqa: E402
-from ajc_gitops.status.model import SlotKind  # noqa: E402
+from ajc_gitops.status.model import SlotKind, StatusReport  # noqa: E402
 from ajc_gitops.store import Store, ensure_task_streams  # noqa: E402
 
 NS = 1_000_000_000
@@ -164,7 +165,9 @@ async def raw_lookups(url: str, subjects: list[str], window: int = 1024) -> floa
         await nc.close()
 
 
-async def measure(url: str, now_s: int, scan_limit: int, server_pid: int) -> tuple[Run, dict[str, int]]:
+async def measure(
+    url: str, now_s: int, scan_limit: int, server_pid: int
+) -> tuple[Run, dict[str, int], dict[str, float]]:
     async with Store.open(opts(url)) as store:
         reports = []
 
@@ -173,7 +176,17 @@ async def measure(url: str, now_s: int, scan_limit: int, server_pid: int) -> tup
             reports.append(await read_status(store, query, now_ns=now_s * NS))
 
         run = await timed(server_pid, work)
-    return run, {k.value: reports[0].total(k) for k in SlotKind}
+    return run, {k.value: reports[0].total(k) for k in SlotKind}, render_times(reports[0])
+
+
+def render_times(report: StatusReport) -> dict[str, float]:
+    """Seconds each ``--format`` takes to print the report (not part of the measured read)."""
+    times = {}
+    for name, render in STATUS_RENDERERS.items():
+        started = time.perf_counter()
+        render(report)
+        times[name] = time.perf_counter() - started
+    return times
 
 
 async def filter_probe(url: str, subjects: list[str], counts: Sequence[int]) -> list[tuple[int, float]]:
@@ -231,7 +244,7 @@ async def main() -> int:
         with_missing = await measure(server.url, now_s, args.scan_limit, server.pid)
     finally:
         server.close()
-    status = sorted((r for r, _ in runs), key=lambda r: r.wall_s)[len(runs) // 2]  # the median run
+    status = sorted((r for r, _, _ in runs), key=lambda r: r.wall_s)[len(runs) // 2]  # the median run
     raw = sorted(raws, key=lambda r: r.wall_s)[len(raws) // 2]
     median = status.wall_s
     counts = runs[0][1]
@@ -247,6 +260,8 @@ async def main() -> int:
             f"{(raw.server_cpu_s + raw.client_cpu_s) / cores:.2f} s"),
         Row("  status / baseline", f"{median / raw.wall_s:.2f} x"),
         Row("  slot verdicts", ", ".join(f"{v:,} {k}" for k, v in counts.items() if v)),
+        Row("  then printing it (--format): " + " / ".join(runs[0][2]),
+            " / ".join(f"{t:.2f} s" for t in runs[0][2].values())),
         Row(f"  with {len(missing)} slots unfired (+ scan, limit {args.scan_limit:,})",
             f"{with_missing[0].wall_s:.2f} s"),
         Row("  their verdicts", ", ".join(f"{v:,} {k}" for k, v in with_missing[1].items() if v)),
