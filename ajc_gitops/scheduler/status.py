@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -201,17 +202,15 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
     tasks = await _read_tasks(store, each_id(), query.max_in_flight)  # by position in ids
     missing_queues, queues_note = await _missing_queues(store, lives)
 
+    starts = list(itertools.accumulate((len(live.slots) for live in lives), initial=0))  # first slot's position
     candidates: list[Candidate] = []
-    at = 0
-    for live in lives:
-        task = live.task
-        if task is not None:
+    for live, at in zip(lives, starts, strict=False):
+        if (task := live.task) is not None:
             candidates += (
                 Candidate(live.name, task.task_type, task.queue, s)
                 for j, s in enumerate(live.slots, at)
                 if j not in tasks
             )
-        at += len(live.slots)
     notes: list[str] = [queues_note] if queues_note else []
     matched: dict[tuple[str, int], Task] = {}
     ambiguous: set[tuple[str, int]] = set()
@@ -230,14 +229,9 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
             f"written since {start.isoformat()} to match tasks a Go leader created"
         )
 
-    offsets, at = {}, 0
-    for live in lives:
-        offsets[live.name] = at
-        at += len(live.slots)
     statuses = []
-    for live in sorted(lives, key=lambda lv: lv.name):
+    for live, at in sorted(zip(lives, starts, strict=False), key=lambda pair: pair[0].name):
         slots: list[SlotStatus] = []
-        at = offsets[live.name]
         for j, s in enumerate(live.slots, at):
             by_id = tasks.get(j)
             if by_id is not None:
