@@ -27,10 +27,12 @@ from ajc_gitops.codec.schedule import (
 )
 from ajc_gitops.codec.sizes import DEFAULT_MAX_PAYLOAD, fire_publish_size, header_block_size, record_publish_size
 from ajc_gitops.codec.task import (
+    TaskFields,
     decode_task,
     decode_task_progress,
     encode_task,
     encode_work_item,
+    read_task_fields,
     task_payload_for_schedule,
 )
 from ajc_gitops.gowire.gomarshal import EncodeError, go_json_marshal
@@ -43,6 +45,7 @@ __all__ = [
     "Decoded",
     "EncodeError",
     "MarkerError",
+    "TaskFields",
     "check_member_name",
     "decode_go",
     "decode_marker",
@@ -63,6 +66,7 @@ __all__ = [
     "go_json_marshal",
     "go_round_ms",
     "header_block_size",
+    "read_task_fields",
     "record_digest",
     "record_publish_size",
     "task_payload_for_schedule",

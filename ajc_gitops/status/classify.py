@@ -21,10 +21,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ajc_gitops.codec import TaskFields
 from ajc_gitops.model import NANOS_PER_SECOND, Task
 from ajc_gitops.status.model import SlotKind, SlotStatus, SlotTask
 
-__all__ = ["LATE_AFTER_S", "MATCH_TOLERANCE_S", "PENDING_S", "Candidate", "found", "match_scanned", "not_found"]
+__all__ = [
+    "LATE_AFTER_S",
+    "MATCH_TOLERANCE_S",
+    "PENDING_S",
+    "Candidate",
+    "found",
+    "found_by_id",
+    "match_scanned",
+    "not_found",
+]
 
 # A task created this long after its slot is a catch-up (or slow) fire: the scheduler's own
 # grace for an on-time fire (``scheduler/fire.py`` LATE_GRACE_NS).
@@ -45,10 +55,21 @@ class Candidate:
 
 
 def found(instant_s: int, task: Task, found_by: Literal["id", "scan"]) -> SlotStatus:
-    lag = (task.created.unix_ns - instant_s * NANOS_PER_SECOND) / NANOS_PER_SECOND
+    return _found(instant_s, task.id, task.state, task.tries, task.last_err, task.created.unix_ns, found_by)
+
+
+def found_by_id(instant_s: int, fields: TaskFields) -> SlotStatus:
+    """``found(instant_s, decode_task(record), "id")`` from ``read_task_fields(record)``."""
+    task_id, _type, _queue, state, tries, last_err, _max_tries, created_ns, _offset = fields
+    return _found(instant_s, task_id, state or "new", tries, last_err, created_ns, "id")
+
+
+def _found(
+    instant_s: int, task_id: str, state: str, tries: int, last_err: str, created_ns: int, by: Literal["id", "scan"]
+) -> SlotStatus:
+    lag = (created_ns - instant_s * NANOS_PER_SECOND) / NANOS_PER_SECOND
     kind = SlotKind.LATE if lag > LATE_AFTER_S else SlotKind.FIRED
-    info = SlotTask(task.id, task.state, task.tries, task.last_err, task.created.unix_ns, found_by)
-    return SlotStatus(instant_s, kind, info, lag)
+    return SlotStatus(instant_s, kind, SlotTask(task_id, state, tries, last_err, created_ns, by), lag)
 
 
 def not_found(instant_s: int, now_s: int, *, scan_complete: bool, ambiguous: bool = False) -> SlotStatus:

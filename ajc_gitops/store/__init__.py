@@ -18,7 +18,7 @@ from __future__ import annotations
 from ajc_gitops.store.asyncjobs.election import NatsElectionKV
 from ajc_gitops.store.asyncjobs.events import task_events
 from ajc_gitops.store.asyncjobs.group import read_holder, read_members, write_member
-from ajc_gitops.store.asyncjobs.lookup import get_task_records, scan_task_records
+from ajc_gitops.store.asyncjobs.lookup import get_task_records, iter_task_records, scan_task_records
 from ajc_gitops.store.asyncjobs.requeue import queue_duplicate_window, requeue_task
 from ajc_gitops.store.asyncjobs.streams import (
     DEFAULT_QUEUE,
@@ -47,6 +47,7 @@ __all__ = [
     "ensure_queue",
     "ensure_task_streams",
     "get_task_records",
+    "iter_task_records",
     "map_nats_errors",
     "publish_leader_elected",
     "queue_duplicate_window",

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from ajc_gitops.gowire.ksuid import encode_base62, ksuid_bytes, ksuid_from_parts, new_ksuid, parse_ksuid
 
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "go_vectors.json").read_text())
 
 
@@ -59,3 +62,12 @@ def test_new_ksuid_uses_the_given_random_source() -> None:
     value = new_ksuid(1_400_000_000, rng=Fixed())
     assert value == encode_base62(b"\x00" * 4 + b"\xff" * 16)
     assert len(new_ksuid(1_800_000_000)) == 27
+
+
+@given(st.binary(min_size=20, max_size=20))
+@example(bytes(20))
+@example(b"\xff" * 20)
+def test_the_text_is_the_160_bit_number_in_base_62(raw: bytes) -> None:
+    text = encode_base62(raw)
+    assert len(text) == 27
+    assert sum(ALPHABET.index(c) * 62**k for k, c in enumerate(reversed(text))) == int.from_bytes(raw, "big")

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -30,7 +31,7 @@ from ajc_gitops.state import StoredMessage, TaskScan
 from ajc_gitops.store.kv.client import Store
 from ajc_gitops.store.kv.errors import ERR_NO_MESSAGE_FOUND
 
-__all__ = ["get_task_records", "scan_task_records"]
+__all__ = ["get_task_records", "iter_task_records", "scan_task_records"]
 
 _DEFAULT_IN_FLIGHT = 1024
 _SCAN_BATCH = 1000
@@ -46,11 +47,31 @@ async def get_task_records(
 
     Raises ``StoreError`` when a lookup fails or goes unanswered for the store's timeout: a
     status built on a partial read would report slots as missed that were not."""
-    if not task_ids:
-        return {}
+    found: dict[str, bytes] = {}
+    async with contextlib.aclosing(iter_task_records(store, task_ids, max_in_flight=max_in_flight)) as batches:
+        async for batch in batches:
+            found.update((task_ids[i], record) for i, record in batch)
+    return found
+
+
+async def iter_task_records(
+    store: Store, task_ids: Iterable[str], *, max_in_flight: int = _DEFAULT_IN_FLIGHT
+) -> AsyncGenerator[list[tuple[int, bytes]], None]:
+    """``get_task_records`` as it arrives: batches of (position in ``task_ids``, record), each
+    position once, absent IDs never. Lookups stay in flight while the caller works on a
+    batch, and ``task_ids`` (which may be a generator) is drawn only as the window frees, so
+    both the caller's decoding and its making of the IDs overlap the server's work instead of
+    following it (``status`` reads hundreds of thousands). Close it (``contextlib.aclosing``)
+    when leaving early."""
+    ids = iter(task_ids)
+    first = next(ids, None)
+    if first is None:
+        return
+    ids = itertools.chain((first,), ids)
     nc = store.client
     api = f"{store.api_prefix}.STREAM.MSG.GET.{TASKS_STREAM}"
-    found: dict[str, bytes] = {}
+    asked: list[str] = []  # by position
+    ready: list[tuple[int, bytes]] = []
     failures: list[str] = []
     window = max(1, max_in_flight)
     resume_at = max(1, window // 2)  # refill in bursts, not one request per reply
@@ -63,7 +84,7 @@ async def get_task_records(
     async def on_reply(msg: Msg) -> None:
         state["in_flight"] -= 1
         state["answered"] += 1
-        if state["in_flight"] <= resume_at or state["answered"] == len(task_ids):
+        if state["in_flight"] <= resume_at:
             progress.set()
         data = msg.data
         # The server's reply is {"type":...,"message":{...,"data":"<base64>",...}} or an error;
@@ -75,9 +96,9 @@ async def get_task_records(
                 index = int(msg.subject[strip:])
             except ValueError:
                 return
-            found[task_ids[index]] = base64.b64decode(data[start : data.index(b'"', start)])
+            ready.append((index, base64.b64decode(data[start : data.index(b'"', start)])))
             return
-        _other(msg, strip, task_ids, found, failures)
+        _other(msg, strip, asked, ready, failures)
 
     async def wait_progress(before: int) -> None:
         """Until replies move on; a whole timeout without any is an error."""
@@ -91,28 +112,37 @@ async def get_task_records(
 
     with store.guard("read task records", api):
         sub = await nc.subscribe(f"{inbox}.*", cb=on_reply)
-        try:
-            for i, task_id in enumerate(task_ids):
-                if state["in_flight"] >= window:
-                    while state["in_flight"] > resume_at:
-                        await wait_progress(state["answered"])
-                state["in_flight"] += 1
-                body = b'{"last_by_subj":"' + _SUBJECT_PREFIX + task_id.encode() + b'"}'
-                await nc.publish(api, body, reply=f"{inbox}.{i}")
-            while state["answered"] < len(task_ids):
+    try:
+        exhausted = False
+        while True:
+            if not exhausted and state["in_flight"] < window:
+                room = window - state["in_flight"]
+                more = list(itertools.islice(ids, room))  # drawn outside the guard: the caller's code
+                exhausted = len(more) < room
+                with store.guard("read task records", api):
+                    for task_id in more:
+                        state["in_flight"] += 1
+                        body = b'{"last_by_subj":"' + _SUBJECT_PREFIX + task_id.encode() + b'"}'
+                        await nc.publish(api, body, reply=f"{inbox}.{len(asked)}")
+                        asked.append(task_id)
+            if failures:
+                break
+            if ready:
+                batch, ready = ready, []
+                yield batch  # the lookups in flight go on meanwhile
+            elif exhausted and state["in_flight"] == 0:
+                break
+            else:
                 await wait_progress(state["answered"])
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
     if failures:
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        raise StoreError(f"{store.server}: reading task records: {failures[0]}{more}")
-    return found
+        more_text = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise StoreError(f"{store.server}: reading task records: {failures[0]}{more_text}")
 
 
-def _other(
-    msg: Msg, strip: int, task_ids: Sequence[str], found: dict[str, bytes], failures: list[str]
-) -> None:
+def _other(msg: Msg, strip: int, task_ids: Sequence[str], ready: list[tuple[int, bytes]], failures: list[str]) -> None:
     """A reply without a body: an empty record, "no message" (the ID was never stored), or a
     failure."""
     try:
@@ -122,7 +152,7 @@ def _other(
         failures.append("unreadable reply")
         return
     if "error" not in reply:
-        found[task_ids[index]] = b""
+        ready.append((index, b""))
         return
     error = reply.get("error") or {}
     if error.get("err_code") != ERR_NO_MESSAGE_FOUND:
