@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ajc_gitops import codec
@@ -50,13 +50,16 @@ from ajc_gitops.status.classify import (
     not_found,
 )
 from ajc_gitops.status.model import LeaderStatus, ScheduleState, ScheduleStatus, SlotKind, SlotStatus, StatusReport
-from ajc_gitops.store import Store, iter_task_records, queue_names, read_holder, scan_task_records
+from ajc_gitops.store import Store, iter_task_records_since, queue_names, read_holder, scan_task_records
 
 __all__ = ["DEFAULT_SCAN_LIMIT", "NEXT_COUNT", "StatusQuery", "read_status"]
 
 NEXT_COUNT = 3
 DEFAULT_SCAN_LIMIT = 50_000
 _SCAN_SKEW_S = 2
+# Records are read from a minute before the window: a fire's record is written after its slot
+# by the scheduler's clock, which may run behind the server's (anything older is looked up by ID).
+_SWEEP_SKEW_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,15 +174,19 @@ async def _missing_queues(store: Store, lives: Sequence[_Live]) -> tuple[frozens
     return frozenset(used - existing), None
 
 
-async def _read_tasks(store: Store, ids: Iterable[str], max_in_flight: int) -> dict[int, TaskFields]:
+async def _read_tasks(store: Store, ids: Sequence[str], since_s: int, max_in_flight: int) -> dict[int, TaskFields]:
     """By position in ``ids``: each task as ``read_task_fields`` reads it (no record, or not
-    a Task: absent), decoded batch by batch while the next lookups are in flight."""
+    a Task: absent), decoded batch by batch while the next records are on their way."""
     tasks: dict[int, TaskFields] = {}
-    async with contextlib.aclosing(iter_task_records(store, ids, max_in_flight=max_in_flight)) as batches:
+    since = from_unix(since_s - _SWEEP_SKEW_S)
+    reads = iter_task_records_since(store, ids, since=since, max_in_flight=max_in_flight)
+    async with contextlib.aclosing(reads) as batches:
         async for batch in batches:
             for i, record in batch:
                 if (fields := read_task_fields(record)) is not None:
                     tasks[i] = fields
+                else:  # rewritten while read into what is no Task
+                    tasks.pop(i, None)
     return tasks
 
 
@@ -204,8 +211,6 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
     cache: dict[str, tuple[list[int], tuple[int, ...]]] = {}
 
     def each_id() -> Iterator[str]:
-        # Made as the lookups draw them: classifying schedules and making their IDs overlaps
-        # the server answering the lookups before.
         for key, entry in records.items():
             name = _suffix(key, SCHEDULE_PREFIX)
             if name is None or (wanted and name not in wanted):
@@ -213,11 +218,10 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
             live = _classify(name, entry, markers.get(MARKER_PREFIX + name), query.zone)
             _slots(live, since_s, until_s, now_s, cache)
             lives.append(live)
-            made = slot_task_ids(live.name, live.slots)
-            ids.extend(made)
-            yield from made
+            yield from slot_task_ids(live.name, live.slots)
 
-    tasks = await _read_tasks(store, each_id(), query.max_in_flight)  # by position in ids
+    ids.extend(each_id())
+    tasks = await _read_tasks(store, ids, since_s, query.max_in_flight)  # by position in ids
     missing_queues, queues_note = await _missing_queues(store, lives)
 
     starts = list(itertools.accumulate((len(live.slots) for live in lives), initial=0))  # first slot's position

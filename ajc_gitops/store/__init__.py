@@ -31,6 +31,7 @@ from ajc_gitops.store.asyncjobs.streams import (
     tasks_stream_config,
     workers_consumer_config,
 )
+from ajc_gitops.store.asyncjobs.sweep import iter_task_records_since
 from ajc_gitops.store.asyncjobs.tasks import DUPLICATE_ITEM, NO_RESPONDERS, TIMEOUT, enqueue_many
 from ajc_gitops.store.asyncjobs.watch import raise_if_cancelling, watch_keys
 from ajc_gitops.store.kv import Store, map_nats_errors
@@ -48,6 +49,7 @@ __all__ = [
     "ensure_task_streams",
     "get_task_records",
     "iter_task_records",
+    "iter_task_records_since",
     "map_nats_errors",
     "publish_leader_elected",
     "queue_duplicate_window",

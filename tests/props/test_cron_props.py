@@ -5,7 +5,8 @@ Runs under the suite's ``ci`` hypothesis profile (tests/conftest.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 from hypothesis import example, given
@@ -125,6 +126,42 @@ def test_next_moves_forward_on_whole_minutes_within_five_years(
         assert times[0].astimezone(zone).year <= first_local_year + 5
     for got in times:
         assert got.astimezone(zone).second == 0
+
+
+class _SteppedOffset(tzinfo):
+    """A fixed offset that is no ``datetime.timezone``: Next steps it one unit at a time, as
+    Go does, where a ``timezone`` lets it jump to the unit its loop would stop at."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return self.offset
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "stepped"
+
+
+@given(
+    VALID_FIELDS,
+    STARTS,
+    st.integers(-14 * 3600, 14 * 3600),  # seconds: some offsets are not whole minutes
+    st.integers(1, 2**60 - 1),  # second bits: ParseStandard fixes second 0, Go's loop does not
+)
+@example("0 0 * * *", datetime(2026, 1, 1, 0, 0, 59, tzinfo=UTC), 30, 1)
+def test_next_jumps_in_a_fixed_zone_land_where_unit_steps_land(
+    spec: str, start: datetime, offset_s: int, second_bits: int
+) -> None:
+    parsed = parse_standard(spec)
+    assert isinstance(parsed, SpecSchedule)
+    offset = timedelta(seconds=offset_s)
+    for seconds in (parsed.second, second_bits):
+        fast = dataclasses.replace(parsed, second=seconds, location=timezone(offset))
+        stepped = dataclasses.replace(parsed, second=seconds, location=_SteppedOffset(offset))
+        assert next_times(fast, start, 3) == next_times(stepped, start, 3)
 
 
 def test_zones_in_props_exist() -> None:

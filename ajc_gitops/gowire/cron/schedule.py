@@ -122,11 +122,13 @@ class SpecSchedule:
             if w.day == 1:
                 return t, added, True
 
+        fixed = isinstance(loc, datetime.timezone)
         while not (1 << w.hour) & self.hour:
             if not added:
                 added = True
                 t = go_date(w.year, w.month, w.day, w.hour, 0, 0, loc)
-            t += 3600
+                w = wall(t, loc) if fixed else w
+            t += 3600 * (_steps(w.hour, self.hour, 24) if fixed else 1)
             w = wall(t, loc)
             if w.hour == 0:
                 return t, added, True
@@ -135,18 +137,30 @@ class SpecSchedule:
             if not added:
                 added = True
                 t -= t % 60  # Truncate(Minute) works on absolute time, not the wall clock
-            t += 60
+                w = wall(t, loc) if fixed else w
+            t += 60 * (_steps(w.minute, self.minute, 60) if fixed else 1)
             w = wall(t, loc)
             if w.minute == 0:
                 return t, added, True
 
         while not (1 << w.second) & self.second:
             added = True
-            t += 1
+            t += _steps(w.second, self.second, 60) if fixed else 1
             w = wall(t, loc)
             if w.second == 0:
                 return t, added, True
         return t, added, False
+
+
+def _steps(at: int, bits: int, wrap: int) -> int:
+    """How many of Go's one-unit steps (an hour, a minute, a second) from wall field ``at`` end its
+    loop: at the first field value in ``bits``, or at 0 (Go's WRAP). Only for a zone of one
+    fixed offset, where each step of real time moves the wall field by exactly one; in a
+    zone with transitions the loop steps one unit at a time as Go does."""
+    steps = 1
+    while (at + steps) % wrap and not (1 << (at + steps)) & bits:
+        steps += 1
+    return steps
 
 
 class _GoWouldHang(Exception):
