@@ -24,7 +24,7 @@ from ajc_gitops.model import NANOS_PER_SECOND, GoTime, ScheduledTask, Task
 from ajc_gitops.names import SCHEDULE_PREFIX, schedule_key
 from ajc_gitops.scheduler.slots import slots_between
 from ajc_gitops.scheduler.status import StatusQuery, read_status
-from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task, manual_task_id
+from ajc_gitops.scheduler.tasks import MANUAL_NONCE_LEN, InvalidTaskError, build_task, manual_task_id
 from ajc_gitops.state import EnqueueOutcome
 from ajc_gitops.status.model import SlotKind, SlotStatus
 from ajc_gitops.store import Store, enqueue_many
@@ -55,7 +55,7 @@ async def trigger(store: Store, name: str, *, now_ns: int) -> tuple[Task, Enqueu
     """One task of ``name`` now, as the scheduler would create it at this instant."""
     schedule = await load_schedule(store, name)
     instant = from_unix(now_ns // NANOS_PER_SECOND) + datetime.timedelta(microseconds=now_ns % NANOS_PER_SECOND // 1000)
-    task = _build(schedule, instant, GoTime(now_ns), manual_task_id(name, now_ns, secrets.token_bytes(16)))
+    task = _build(schedule, instant, GoTime(now_ns), manual_task_id(now_ns, secrets.token_bytes(MANUAL_NONCE_LEN)))
     [outcome] = await enqueue_many(store, [task])
     return task, outcome
 

@@ -38,7 +38,7 @@ from ajc_gitops.names import CONFIG_BUCKET, ELECTIONS_BUCKET, MARKER_PREFIX, MEM
 from ajc_gitops.plan.suspend import suspended_schedules
 from ajc_gitops.scheduler.pacing import bulk_allocation
 from ajc_gitops.scheduler.slots import slots_between
-from ajc_gitops.scheduler.tasks import slot_task_ids
+from ajc_gitops.scheduler.tasks import is_manual_task_id, slot_task_ids
 from ajc_gitops.state import Entry, Holder, Snapshot
 from ajc_gitops.status.classify import (
     MATCH_TOLERANCE_S,
@@ -251,7 +251,12 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
         start = from_unix(min(c.instant_s for c in old) - _SCAN_SKEW_S)
         scan = await scan_task_records(store, start=start, limit=query.scan_limit)
         known = set(ids)
-        scanned = [t for m in scan.messages if m.task_id not in known and (t := decode_task(m.data)) is not None]
+        scanned = [
+            t
+            for m in scan.messages
+            # a trigger's task is no slot's fire, however near a missed slot it was made
+            if m.task_id not in known and not is_manual_task_id(m.task_id) and (t := decode_task(m.data)) is not None
+        ]
         kinds = {(c.task_type, c.queue) for c in old}
         open_slots = {(c.name, c.instant_s) for c in old}
         decided = [

@@ -31,14 +31,16 @@ as when the task was made, and ``task_age`` in events counts from it.
 Manual tasks (``ajc-gitops trigger``) are the same Task with an ID from a second recipe,
 
     KSUID( time = the trigger's Unix second,
-           payload = SHA-256( b"ajc-gitops/manual-task-id/v1" || 0x00
-                              || uint32_be(len(name)) || name || int64_be(trigger Unix ns)
-                              || 16 random bytes )[:16] )
+           payload = r || SHA-256( b"ajc-gitops/manual-task-id/v2" || 0x00 || r )[:8] )
 
-Its domain string differs from the slot recipe's, so no manual ID is a slot's ID unless
-SHA-256 collides; and even then the tasks stream refuses the second record, since every
-task is stored only onto an empty subject (``Nats-Expected-Last-Subject-Sequence: 0``): a
-trigger can never replace, or stand in for, a slot's task.
+with ``r`` 8 random bytes. The payload checks itself, so ``status`` and ``backfill`` tell a
+trigger's task from one a Go leader fired (whose IDs are random, §4.3) and never take it for
+a missed slot's fire (``is_manual_task_id``); a random KSUID passes the check with
+probability 2**-64. A slot's ID looks manual, or equals a manual ID, only as rarely, and even
+then the tasks stream refuses the second record, since every task is stored only onto an
+empty subject (``Nats-Expected-Last-Subject-Sequence: 0``): a trigger can never replace, or
+stand in for, a slot's task. (v1 IDs, a hash of the name, time and 16 random bytes, carried
+no check; tasks triggered before v2 are matched like Go's.)
 """
 
 from __future__ import annotations
@@ -51,16 +53,18 @@ from collections.abc import Sequence
 from ajc_gitops.codec import encode_task, encode_task_state_event, task_payload_for_schedule
 from ajc_gitops.gowire.godate import to_unix
 from ajc_gitops.gowire.gojson import go_bytes
-from ajc_gitops.gowire.ksuid import PAYLOAD_LEN, ksuid_from_parts
+from ajc_gitops.gowire.ksuid import PAYLOAD_LEN, ksuid_from_parts, parse_ksuid
 from ajc_gitops.model import GoTime, ScheduledTask, Task
 
 __all__ = [
     "DEFAULT_MAX_TRIES",
+    "MANUAL_NONCE_LEN",
     "MANUAL_TASK_ID_DOMAIN",
     "TASK_ID_DOMAIN",
     "InvalidTaskError",
     "build_task",
     "fire_record",
+    "is_manual_task_id",
     "manual_task_id",
     "slot_task_ids",
     "task_id_for",
@@ -69,7 +73,8 @@ __all__ = [
 ]
 
 TASK_ID_DOMAIN = b"ajc-gitops/task-id/v1"
-MANUAL_TASK_ID_DOMAIN = b"ajc-gitops/manual-task-id/v1"
+MANUAL_TASK_ID_DOMAIN = b"ajc-gitops/manual-task-id/v2"
+MANUAL_NONCE_LEN = 8
 DEFAULT_MAX_TRIES = 10  # asyncjobs.go DefaultMaxTries
 # asyncjobs.go validNameMatcher; Go's `$` is end of text, hence fullmatch.
 _GO_VALID_NAME = re.compile(r"[a-zA-Z0-9_:-]+")
@@ -118,18 +123,25 @@ def slot_task_ids(schedule_name: str, instants_s: Sequence[int]) -> list[str]:
     return ids
 
 
-def manual_task_id(schedule_name: str, now_ns: int, nonce: bytes) -> str:
-    """A manual fire's ID (recipe in the module doc); ``nonce`` is 16 random bytes."""
-    name = go_bytes(schedule_name)
-    digest = hashlib.sha256(
-        MANUAL_TASK_ID_DOMAIN
-        + b"\x00"
-        + len(name).to_bytes(4, "big")
-        + name
-        + now_ns.to_bytes(8, "big", signed=True)
-        + nonce
-    ).digest()
-    return ksuid_from_parts(now_ns // _NANOS_PER_SECOND, digest[:PAYLOAD_LEN])
+def manual_task_id(now_ns: int, nonce: bytes) -> str:
+    """A manual fire's ID (recipe in the module doc); ``nonce`` is 8 random bytes."""
+    if len(nonce) != MANUAL_NONCE_LEN:
+        raise ValueError(f"a manual task ID needs {MANUAL_NONCE_LEN} random bytes, not {len(nonce)}")
+    return ksuid_from_parts(now_ns // _NANOS_PER_SECOND, nonce + _manual_check(nonce))
+
+
+def is_manual_task_id(task_id: str) -> bool:
+    """Whether ``task_id`` is a KSUID that ``manual_task_id`` made (any schedule, any time)."""
+    try:
+        _, payload = parse_ksuid(task_id)
+    except ValueError:
+        return False
+    nonce = payload[:MANUAL_NONCE_LEN]
+    return payload[MANUAL_NONCE_LEN:] == _manual_check(nonce)
+
+
+def _manual_check(nonce: bytes) -> bytes:
+    return hashlib.sha256(MANUAL_TASK_ID_DOMAIN + b"\x00" + nonce).digest()[: PAYLOAD_LEN - MANUAL_NONCE_LEN]
 
 
 def build_task(

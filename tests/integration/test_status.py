@@ -23,7 +23,7 @@ from ajc_gitops.model import GoTime, Marker, MemberRecord, ScheduledTask, Task
 from ajc_gitops.names import ELECTION_KEY, ELECTIONS_BUCKET, MARKER_PREFIX, SCHEDULE_PREFIX, TASK_SUBJECT, member_key
 from ajc_gitops.plan.suspend import suspended_marker
 from ajc_gitops.scheduler.status import StatusQuery, read_status
-from ajc_gitops.scheduler.tasks import build_task
+from ajc_gitops.scheduler.tasks import build_task, manual_task_id
 from ajc_gitops.status.model import ScheduleState, SlotKind
 from ajc_gitops.store import Store, enqueue_many
 from tests.scheduler_support import options, prepare, record
@@ -105,6 +105,31 @@ async def test_status_reports_each_slot(nats_server: EmbeddedServer) -> None:
     go = {slot.instant_s: slot for slot in by_name["gofired"].slots}[slots["go"]]
     assert go.kind is SlotKind.FIRED and go.task is not None and go.task.found_by == "scan"
     assert by_name["broken"].slots == ()
+
+
+@pytest.mark.parametrize("maker", ["trigger", "go"])
+async def test_a_triggered_task_is_not_taken_for_a_missed_slots_fire(nats_server: EmbeddedServer, maker: str) -> None:
+    """A task made by `trigger` a moment after a slot that never fired is the trigger's, not
+    the slot's: the slot stays missed. The same task under a Go leader's random ID is the
+    slot's fire."""
+    now_s = int(time.time())
+    await prepare(nats_server.url)
+    created = (now_s - 30 * 3600) * NS
+    slot = _hours_back(now_s, 2)
+    made_ns = slot * NS + NS // 5
+    task_id = manual_task_id(made_ns, b"\x07" * 8) if maker == "trigger" else new_ksuid(slot)
+    async with Store.open(options(nats_server.url)) as store:
+        value = record("nightly", HOURLY, created_ns=created)
+        await store.put_raw(SCHEDULE_PREFIX + "nightly", value)
+        await store.put_raw(MARKER_PREFIX + "nightly", encode_marker(Marker("nightly", record_digest(value), "", "")))
+        await _publish_raw(store, Task(task_id, "t:nightly", "DEFAULT", b"null", 10, GoTime(made_ns)))
+        report = await read_status(store, StatusQuery(since=timedelta(hours=4)), now_ns=now_s * NS)
+    (status,) = report.schedules
+    at_slot = {s.instant_s: s for s in status.slots}[slot]
+    if maker == "trigger":
+        assert at_slot.kind is SlotKind.MISSED and at_slot.task is None
+    else:
+        assert at_slot.kind is SlotKind.FIRED and at_slot.task is not None and at_slot.task.id == task_id
 
 
 async def test_a_short_scan_says_unknown_not_missed(nats_server: EmbeddedServer) -> None:

@@ -132,12 +132,19 @@ def test_state_event_for_the_fire() -> None:
 
 def test_manual_ids_are_ksuids_of_the_trigger_second_and_never_a_slots_id():
     from ajc_gitops.gowire.godate import from_unix
-    from ajc_gitops.gowire.ksuid import parse_ksuid
-    from ajc_gitops.scheduler.tasks import manual_task_id, task_id_for
+    from ajc_gitops.gowire.ksuid import new_ksuid, parse_ksuid
+    from ajc_gitops.scheduler.tasks import is_manual_task_id, manual_task_id, slot_task_ids, task_id_for
 
     now_ns = 1_796_450_400 * 1_000_000_000
-    one = manual_task_id("nightly", now_ns, b"\x01" * 16)
-    assert one == manual_task_id("nightly", now_ns, b"\x01" * 16)  # the recipe is a function of its inputs
-    assert one != manual_task_id("nightly", now_ns, b"\x02" * 16)  # the nonce tells two triggers apart
+    one = manual_task_id(now_ns, b"\x01" * 8)
+    assert one == manual_task_id(now_ns, b"\x01" * 8)  # the recipe is a function of its inputs
+    assert one != manual_task_id(now_ns, b"\x02" * 8)  # the nonce tells two triggers apart
     assert parse_ksuid(one)[0] == 1_796_450_400
     assert one != task_id_for("nightly", from_unix(1_796_450_400))  # a different ID space from the slot's
+    # Recognisable as a trigger's, unlike a slot's or a Go leader's (random) ID.
+    assert is_manual_task_id(one) and is_manual_task_id(manual_task_id(now_ns + 7, bytes(range(8))))
+    assert not any(map(is_manual_task_id, slot_task_ids("nightly", range(1_796_450_400, 1_796_460_400, 10))))
+    assert not any(is_manual_task_id(new_ksuid(1_796_450_400)) for _ in range(1000))
+    assert not is_manual_task_id("not-a-ksuid")
+    with pytest.raises(ValueError, match="8 random bytes"):
+        manual_task_id(now_ns, b"\x01" * 16)
