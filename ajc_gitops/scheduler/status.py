@@ -2,11 +2,13 @@
 
 Read-only. One read of the configuration bucket (records, ownership markers, member markers),
 one of the election key, then the task of every due slot in the window by its deterministic ID
-(``tasks.task_id_for``), pipelined (``store.iter_task_records``); the tasks stream is never
-scanned for those. Slots still without a task may have been fired by a Go leader, whose task
-IDs are random (contract §4.3): one bounded scan (``store.scan_task_records``, from the
-earliest such slot, at most ``scan_limit`` records) pairs them by type, queue and creation time
-(``status/classify.py``); what it cannot tell is reported as ``unknown``, never as missed.
+(``tasks.task_id_for``): the records written since the window began, read in one pass and
+matched by ID, and a lookup by subject for every ID the pass did not meet
+(``store.iter_task_records_since``). Slots still without a task may have been fired by a Go
+leader, whose task IDs are random (contract §4.3): one bounded scan
+(``store.scan_task_records``, from the earliest such slot, at most ``scan_limit`` records)
+pairs them by type, queue and creation time (``status/classify.py``; a trigger's task, whose
+ID checks itself, never); what it cannot tell is reported as ``unknown``, never as missed.
 
 Slots are the scheduler's own (``slots.py``): robfig/cron ``Next`` in the host zone for
 specs, the ``created_at`` lattice for ``@every``, never before the record was created.
@@ -137,13 +139,20 @@ def _slots(
     live.slots = slots if lo == start_s else [s for s in slots if s > lo]
 
 
+def _window(live: _Live) -> int:
+    """How long after a slot a Go leader's task may be that slot's (``Candidate.window_s``)."""
+    if isinstance(live.parsed, cron.EverySchedule):
+        return max(MATCH_TOLERANCE_S, live.parsed.delay_seconds)
+    return MATCH_TOLERANCE_S
+
+
 def _past_window(live: _Live, until_s: int, now_s: int) -> list[int]:
     """Slots after the window (a backfill's ``--to``) young enough to own a task the scan may
     read: a Go task of one of them is that slot's, never the window's last slot."""
     task, parsed = live.task, live.parsed
     if task is None or parsed is None or until_s >= now_s:
         return []
-    end = from_unix(min(now_s, until_s + MATCH_TOLERANCE_S))
+    end = from_unix(min(now_s, until_s + _window(live)))
     return [to_unix(t) for t in slots_between(parsed, from_unix(until_s), end, anchor=task.created_at)]
 
 
@@ -238,7 +247,7 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
     for live, at in zip(lives, starts, strict=False):
         if (task := live.task) is not None:
             candidates += (
-                Candidate(live.name, task.task_type, task.queue, s)
+                Candidate(live.name, task.task_type, task.queue, s, _window(live))
                 for j, s in enumerate(live.slots, at)
                 if j not in tasks
             )
@@ -260,7 +269,7 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
         kinds = {(c.task_type, c.queue) for c in old}
         open_slots = {(c.name, c.instant_s) for c in old}
         decided = [
-            Candidate(live.name, task.task_type, task.queue, s)
+            Candidate(live.name, task.task_type, task.queue, s, _window(live))
             for live in lives
             if (task := live.task) is not None and (task.task_type, task.queue) in kinds
             for s in (*live.slots, *_past_window(live, until_s, now_s))
@@ -282,7 +291,7 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
             if by_id is not None:
                 slots.append(found_by_id(s, by_id))
             elif (slot_key := (live.name, s)) in matched:
-                slots.append(found(s, matched[slot_key], "scan"))
+                slots.append(found(s, matched[slot_key], "scan", own_clock=isinstance(live.parsed, cron.EverySchedule)))
             else:
                 slots.append(not_found(s, now_s, scan_complete=scan_complete, ambiguous=slot_key in ambiguous))
         task = live.task

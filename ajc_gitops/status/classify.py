@@ -11,11 +11,14 @@ latest slot at or before its creation, when that slot is less than ``MATCH_TOLER
 older. Not the next slot, even a second later (a per-second schedule's task stamped
 12:00:00.001 is the 12:00:00 slot's), and not an earlier one when its own slot is outside the
 question (past the window, too recent, or found by ID). Several schedules with the same type
-and queue due then make those slots ``unknown``, never guessed.
+and queue due then make those slots ``unknown``, never guessed. ``@every`` is the exception:
+Go runs it from its own start, not from the record's ``created_at`` our slots are laid on, so
+its task is the slot whose period it falls in (``Candidate.window_s``), at a lag not known.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -52,10 +55,19 @@ class Candidate:
     task_type: str
     queue: str
     instant_s: int
+    # How long after the slot a Go task may be created and still be this slot's: an ``@every``
+    # schedule's whole period, since Go runs it on a clock of its own (from its start).
+    window_s: int = MATCH_TOLERANCE_S
 
 
-def found(instant_s: int, task: Task, found_by: Literal["id", "scan"]) -> SlotStatus:
-    return _found(instant_s, task.id, task.state, task.tries, task.last_err, task.created.unix_ns, found_by)
+def found(instant_s: int, task: Task, found_by: Literal["id", "scan"], *, own_clock: bool = False) -> SlotStatus:
+    """``own_clock``: a Go leader's fire of an ``@every`` schedule, made on Go's lattice (from
+    its start), not this slot's: fired in the slot's period, at no lag that can be told."""
+    slot = _found(instant_s, task.id, task.state, task.tries, task.last_err, task.created.unix_ns, found_by)
+    if own_clock:
+        note = "a Go leader runs @every from its own start: fired in this period, lag not known"
+        return SlotStatus(instant_s, SlotKind.FIRED, slot.task, None, note)
+    return slot
 
 
 def found_by_id(instant_s: int, fields: TaskFields) -> SlotStatus:
@@ -89,31 +101,38 @@ def match_scanned(
     tasks: Iterable[Task],
     *,
     decided: Iterable[Candidate] = (),
-    tolerance_s: int = MATCH_TOLERANCE_S,
 ) -> tuple[dict[tuple[str, int], Task], set[tuple[str, int]]]:
     """(slot -> its task, ambiguous slots) for tasks that match a candidate slot: same type and
-    queue, and the candidate is its schedule's latest slot in ``(created - tolerance, created]``.
+    queue, and the candidate is its schedule's latest slot in ``(created - window, created]``
+    (the candidate's ``window_s``).
     ``decided`` are the other slots of those schedules (found by ID, too recent to judge, or
     past the window): a task whose latest slot is one of them is that slot's and decides no
     candidate. A task matching slots of two or more schedules decides none of them."""
-    # (type, queue) -> instant -> slots: a task looks at ~tolerance instants, not every slot.
+    # (type, queue) -> instant -> slots: a task looks at the instants of its kind that are
+    # less than the kind's widest window before it, found by bisection, not at every slot.
     by_kind: dict[tuple[str, str], dict[int, list[tuple[Candidate, bool]]]] = defaultdict(lambda: defaultdict(list))
     for c in candidates:
         by_kind[(c.task_type, c.queue)][c.instant_s].append((c, True))
     for c in decided:
         if (c.task_type, c.queue) in by_kind:
             by_kind[(c.task_type, c.queue)][c.instant_s].append((c, False))
+    widest = {kind: max(c.window_s for at in slots.values() for c, _ in at) for kind, slots in by_kind.items()}
+    ordered = {kind: sorted(slots) for kind, slots in by_kind.items()}
     matched: dict[tuple[str, int], Task] = {}
     ambiguous: set[tuple[str, int]] = set()
     for task in tasks:
-        instants = by_kind.get((task.type, task.queue))
+        kind = (task.type, task.queue)
+        instants = by_kind.get(kind)
         if not instants:
             continue
         created_s = task.created.unix_ns // NANOS_PER_SECOND
+        times = ordered[kind]
         best: dict[str, tuple[Candidate, bool]] = {}
-        for instant in range(created_s - tolerance_s + 1, created_s + 1):
-            for c, open_slot in instants.get(instant, ()):
-                best[c.name] = (c, open_slot)  # ascending instants: a schedule's latest slot wins
+        lo = bisect.bisect_left(times, created_s - widest[kind] + 1)
+        for instant in times[lo : bisect.bisect_right(times, created_s)]:
+            for c, open_slot in instants[instant]:
+                if created_s - instant < c.window_s:
+                    best[c.name] = (c, open_slot)  # ascending instants: a schedule's latest slot wins
         open_slots = [c for c, open_slot in best.values() if open_slot]
         if len(best) == 1 and open_slots:
             matched.setdefault((open_slots[0].name, open_slots[0].instant_s), task)

@@ -80,6 +80,23 @@ def test_a_task_of_a_decided_slot_decides_no_earlier_candidate() -> None:
     assert match_scanned(cands, [late])[0] == {("a", SLOT): late}  # without it, the slot before takes it
 
 
+def test_an_every_schedules_go_task_is_the_slot_of_its_period() -> None:
+    """Go runs ``@every 5m`` from its own start, so its fire lands anywhere in our lattice's
+    period: the period's slot is its, and the fire is on time, at no lag that can be told."""
+    every = [Candidate("e", "t:a", "Q", SLOT + k * 300, 300) for k in range(3)]
+    go = task(SLOT + 300 + 217)
+    matched, ambiguous = match_scanned(every, [go])
+    assert matched == {("e", SLOT + 300): go} and not ambiguous
+    slot = found(SLOT + 300, go, "scan", own_clock=True)
+    assert slot.kind is SlotKind.FIRED and slot.lag_s is None and slot.note
+    # A cron spec's slot keeps the 30 s window: the same task 217 s late is no fire of it.
+    assert match_scanned([Candidate("c", "t:a", "Q", SLOT + 300)], [go]) == ({}, set())
+    # Windows are per schedule: a spec slot nearby does not widen, or share, the @every match.
+    spec = Candidate("c", "t:a", "Q", SLOT + 300 + 100)  # 117 s before the task
+    matched, ambiguous = match_scanned([*every, spec], [go])
+    assert matched == {("e", SLOT + 300): go} and not ambiguous
+
+
 def test_batch_ids_are_the_scheduler_ids() -> None:
     seconds = [SLOT, SLOT + 3600, SLOT + 7200]
     assert slot_task_ids("nightly-export", seconds) == [task_id_for("nightly-export", from_unix(s)) for s in seconds]
