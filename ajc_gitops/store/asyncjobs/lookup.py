@@ -31,7 +31,7 @@ from ajc_gitops.state import StoredMessage, TaskScan
 from ajc_gitops.store.kv.client import Store
 from ajc_gitops.store.kv.errors import ERR_NO_MESSAGE_FOUND
 
-__all__ = ["get_task_records", "iter_task_records", "scan_task_records"]
+__all__ = ["create_reader", "delete_reader", "get_task_records", "iter_task_records", "scan_task_records"]
 
 _DEFAULT_IN_FLIGHT = 1024
 _SCAN_BATCH = 1000
@@ -166,37 +166,46 @@ async def scan_task_records(store: Store, *, start: datetime, limit: int) -> Tas
     last_seq = int((info.get("state") or {}).get("last_seq", 0) or 0)
     if limit <= 0 or last_seq == 0:
         return TaskScan((), complete=last_seq == 0, scanned=0)
-    config = {
-        "deliver_policy": "by_start_time",
-        "opt_start_time": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "ack_policy": "none",
-        "filter_subject": TASK_SUBJECT.format("*"),
-        "inactive_threshold": 10 * 1_000_000_000,
-        "mem_storage": True,
-        "num_replicas": 1,
-    }
-    created = await store.api_request(
-        f"CONSUMER.CREATE.{TASKS_STREAM}", {"stream_name": TASKS_STREAM, "config": config}, what="scan tasks"
-    )
-    consumer = created.get("name")
-    pending = int(created.get("num_pending", 0) or 0)
+    consumer, pending = await create_reader(store, start, what="scan tasks")
     messages: list[StoredMessage] = []
     complete = True
-    nc = store.client
     try:
         while pending > 0:
             if len(messages) >= limit:
                 complete = False
                 break
             batch = min(_SCAN_BATCH, limit - len(messages))
-            got, pending, reached = await _fetch(store, str(consumer), batch, last_seq)
+            got, pending, reached = await _fetch(store, consumer, batch, last_seq)
             messages.extend(got)
             if reached or not got:
                 break
     finally:
-        with contextlib.suppress(Exception), store.guard("delete scan consumer"):
-            await nc.publish(f"{store.api_prefix}.CONSUMER.DELETE.{TASKS_STREAM}.{consumer}", b"")
+        await delete_reader(store, consumer)
     return TaskScan(tuple(m for m in messages if m.seq <= last_seq), complete=complete, scanned=len(messages))
+
+
+async def create_reader(store: Store, start: datetime, *, what: str) -> tuple[str, int]:
+    """An ephemeral consumer on the tasks stream delivering, without acks, every record last
+    written at or after ``start``: (its name, how many records it has to deliver)."""
+    config = {
+        "deliver_policy": "by_start_time",
+        "opt_start_time": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "ack_policy": "none",
+        "filter_subject": TASK_SUBJECT.format("*"),
+        "inactive_threshold": 10 * 1_000_000_000,  # gone soon if this process dies reading
+        "mem_storage": True,
+        "num_replicas": 1,
+    }
+    created = await store.api_request(
+        f"CONSUMER.CREATE.{TASKS_STREAM}", {"stream_name": TASKS_STREAM, "config": config}, what=what
+    )
+    return str(created.get("name")), int(created.get("num_pending", 0) or 0)
+
+
+async def delete_reader(store: Store, consumer: str) -> None:
+    """Best effort: an undeleted reader expires after its inactivity threshold anyway."""
+    with contextlib.suppress(Exception), store.guard("delete task reader"):
+        await store.client.publish(f"{store.api_prefix}.CONSUMER.DELETE.{TASKS_STREAM}.{consumer}", b"")
 
 
 async def _fetch(store: Store, consumer: str, batch: int, last_seq: int) -> tuple[list[StoredMessage], int, bool]:

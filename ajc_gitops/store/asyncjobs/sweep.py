@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from nats.aio.msg import Msg
 
 from ajc_gitops.errors import StoreError
 from ajc_gitops.names import TASK_SUBJECT, TASKS_STREAM
-from ajc_gitops.store.asyncjobs.lookup import iter_task_records
+from ajc_gitops.store.asyncjobs.lookup import create_reader, delete_reader, iter_task_records
 from ajc_gitops.store.kv.client import Store
 
 __all__ = ["SWEEP_FACTOR", "iter_task_records_since"]
@@ -78,20 +78,7 @@ async def _sweep(store: Store, since: datetime, limit: int) -> AsyncGenerator[li
     """Every task record last written at or after ``since`` as (ID, record), in stream order,
     read to the stream's end; nothing when more than ``limit`` records are there to read."""
     nc = store.client
-    config = {
-        "deliver_policy": "by_start_time",
-        "opt_start_time": since.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "ack_policy": "none",
-        "filter_subject": TASK_SUBJECT.format("*"),
-        "inactive_threshold": 10 * 1_000_000_000,
-        "mem_storage": True,
-        "num_replicas": 1,
-    }
-    created = await store.api_request(
-        f"CONSUMER.CREATE.{TASKS_STREAM}", {"stream_name": TASKS_STREAM, "config": config}, what="read task records"
-    )
-    consumer = str(created.get("name"))
-    pending = int(created.get("num_pending", 0) or 0)
+    consumer, pending = await create_reader(store, since, what="read task records")
     with store.guard("read task records"):
         inbox = nc.new_inbox()
     next_api = f"{store.api_prefix}.CONSUMER.MSG.NEXT.{TASKS_STREAM}.{consumer}"
@@ -167,5 +154,4 @@ async def _sweep(store: Store, since: datetime, limit: int) -> AsyncGenerator[li
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
     finally:
-        with contextlib.suppress(Exception), store.guard("delete task reader"):
-            await nc.publish(f"{store.api_prefix}.CONSUMER.DELETE.{TASKS_STREAM}.{consumer}", b"")
+        await delete_reader(store, consumer)
