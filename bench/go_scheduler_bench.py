@@ -257,7 +257,7 @@ def loaded(impl: Impl, count: int) -> dict[str, float]:
     asyncio.run(write(url, "p", 1, "@every 1s", "PROBE", f"{impl.kind}:probe", (time.time_ns() // NS) * NS))
     proc = impl.start("loaded")
     try:
-        wait(f"{impl.kind}'s first probe fire", lambda: asyncio.run(queue_count(url, "PROBE")) > 0, 180)
+        wait(f"{impl.kind}'s first probe fire", lambda: asyncio.run(queue_count(url, "PROBE")) > 0, 180 + count / 2000)
         first = time.time() - proc.started
         time.sleep(5)
         rss = proc.rss_mb()
@@ -340,12 +340,24 @@ def table(go: dict[str, float], py: dict[str, float], burst: int, idle_s: float,
     ]  # fmt: skip
 
 
+def loaded_table(go: dict[str, float], py: dict[str, float], count: int) -> list[Row]:
+    return [
+        Row(f"RSS with {count:,} loaded, leading (Go / ours)", f"{go['rss']:.0f} / {py['rss']:.0f} MB", "< Go",
+            py["rss"] < go["rss"]),
+        Row("seconds from start to first fire (Go / ours)", f"{go['first']:.1f} / {py['first']:.1f}"),
+        Row("CPU while idle, % of a core (Go / ours)", f"{go['idle_cpu']:.1%} / {py['idle_cpu']:.1%}"),
+    ]  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--loaded", type=int, default=100_000)
     parser.add_argument("--markdown", action="store_true", help="add the date, machine and versions line")
+    parser.add_argument(
+        "--loaded-only", action="store_true", help="only the loaded step (where Go stands at --loaded 1000000)"
+    )
     args = parser.parse_args()
     try:
         ajc = gobuild.build(gobuild.AJC).path
@@ -355,12 +367,17 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {"go": {}, "py": {}}
     with tempfile.TemporaryDirectory(prefix="ajc-gobench-") as tmp, start_server(work_dir=Path(tmp) / "nats") as server:
         impls = {k: Impl(k, server.url, Path(tmp) / k, ajc if k == "go" else None) for k in results}
-        for step in (lambda i: burst_and_idle(i, args.burst, args.idle_seconds),
-                     lambda i: loaded(i, args.loaded), leader_kill):  # fmt: skip
+        steps = [lambda i: loaded(i, args.loaded)]
+        if not args.loaded_only:
+            steps = [lambda i: burst_and_idle(i, args.burst, args.idle_seconds), *steps, leader_kill]
+        for step in steps:
             for kind, impl in impls.items():  # in turn, on the same server
                 results[kind] |= step(impl)
                 print(f"{kind}: {results[kind]}", file=sys.stderr, flush=True)
-    rows = table(results["go"], results["py"], args.burst, args.idle_seconds, args.loaded)
+    if args.loaded_only:
+        rows = loaded_table(results["go"], results["py"], args.loaded)
+    else:
+        rows = table(results["go"], results["py"], args.burst, args.idle_seconds, args.loaded)
     title = "Go's ajc task cron scheduler (asyncjobs v0.3.0) and ours, one nats-server on loopback"
     return report(title, rows, markdown=args.markdown, go_tools=(gobuild.AJC,))
 
