@@ -95,6 +95,7 @@ class StatusOptions:
     output_format: str = "text"
     fail_on: tuple[str, ...] = ()  # as typed: repeated and/or comma lists of missed, failed, unknown
     scan_limit: int = 50_000
+    read: str = "id"  # id: a lookup per slot; stream: one pass over the window, then lookups
 
 
 @dataclass(frozen=True, slots=True)

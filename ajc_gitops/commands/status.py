@@ -15,7 +15,7 @@ from ajc_gitops.gowire.durations import DurationError, parse_duration
 from ajc_gitops.render.status import STATUS_RENDERERS
 from ajc_gitops.rules import name_problem
 from ajc_gitops.scheduler.runner import host_zone
-from ajc_gitops.scheduler.status import StatusQuery, read_status
+from ajc_gitops.scheduler.status import READ_MODES, StatusQuery, read_status
 from ajc_gitops.status.model import SlotKind, StatusReport
 from ajc_gitops.store import Store
 
@@ -65,12 +65,15 @@ def run(opts: StatusOptions, *, now_ns: int | None = None) -> int:
             raise UsageError(f"schedule {name!r}: {problem}")
     if opts.scan_limit < 0:
         raise UsageError("--scan-limit must not be negative")
+    if opts.read not in READ_MODES:
+        raise UsageError(f"--read must be one of {', '.join(READ_MODES)}, not {opts.read!r}")
     fail_on = parse_fail_on(opts.fail_on)
     query = StatusQuery(
         names=tuple(opts.names),
         since=parse_since(opts.since),
         zone=host_zone(os.environ),
         scan_limit=opts.scan_limit,
+        read=opts.read,
     )
 
     async def main() -> StatusReport:

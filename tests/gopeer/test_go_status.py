@@ -188,6 +188,12 @@ def check_status(fired: Fired) -> None:
                 old = now_s - _seconds(slot["instant"]) >= PENDING_S
                 assert slot["kind"] == ("missed" if old else "pending"), slot
         assert sched["counts"]["missed"] > 0  # before the Go leader, and after it was stopped
+    # --read stream (one pass over the window, then lookups) reads the same slots the same way.
+    _, streamed = status_json(fired.url, "--since", "2m", "--read", "stream")
+    for s in SCHEDULES:
+        shown, again = _slots_with_tasks(doc, s.name), _slots_with_tasks(streamed, s.name)
+        both = shown.keys() & again.keys()  # the window moved on a little between the two reads
+        assert len(both) >= FIRES - 1 and all(shown[i] == again[i] for i in both), s.name
     # The states as Go's own `ajc task view` shows them, one task of each schedule.
     for s in (OK, FAIL, RETRY):
         [slot, *_] = _slots_with_tasks(doc, s.name).values()

@@ -132,6 +132,18 @@ async def test_a_triggered_task_is_not_taken_for_a_missed_slots_fire(nats_server
         assert at_slot.kind is SlotKind.FIRED and at_slot.task is not None and at_slot.task.id == task_id
 
 
+async def test_reading_the_window_in_one_pass_gives_the_lookups_report(nats_server: EmbeddedServer) -> None:
+    """--read stream: the same report as a lookup per slot, fired, late, failed, missed and
+    Go-created slots alike."""
+    now_s = int(time.time())
+    await _setup(nats_server.url, now_s)
+    async with Store.open(options(nats_server.url)) as store:
+        by_id = await read_status(store, StatusQuery(since=timedelta(hours=6)), now_ns=now_s * NS)
+        in_one_pass = await read_status(store, StatusQuery(since=timedelta(hours=6), read="stream"), now_ns=now_s * NS)
+    assert in_one_pass == by_id
+    assert by_id.total(SlotKind.FIRED) and by_id.total(SlotKind.LATE) and by_id.total(SlotKind.MISSED)
+
+
 async def test_a_short_scan_says_unknown_not_missed(nats_server: EmbeddedServer) -> None:
     now_s = int(time.time())
     await _setup(nats_server.url, now_s)
