@@ -332,6 +332,10 @@ class Follower:
                 self.changed.set()
 
     async def _resync_loop(self) -> None:
+        # Not while the watch still delivers the initial values: they are the full set anyway,
+        # and a resync beside a large load (a million keys take longer than a period) doubles
+        # the work and the server's load, and stalls both.
+        await self._ready.wait()
         took = 0.0
         while True:
             # A period, not a wait for an event. At most 1/RESYNC_DUTY of the time: a resync of

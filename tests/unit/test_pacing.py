@@ -6,6 +6,7 @@ hands them over without ever suspending: the worst case for the loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import AsyncGenerator
@@ -43,7 +44,11 @@ class Leader:
 class NoServer:
     """The follower's store, here without a server: no stream state to read."""
 
+    def __init__(self) -> None:
+        self.resyncs_tried = 0
+
     async def stream_info_summary(self, _bucket: str) -> object:
+        self.resyncs_tried += 1  # a resync starts here
         raise StoreError("no server in a unit test")
 
 
@@ -128,3 +133,33 @@ def test_loading_and_a_term_start_of_20000_never_stall_the_loop() -> None:
     assert len(follower.schedules) == COUNT and len(fire._tracks) == COUNT
     longest = {phase: round(s * 1000) for phase, s in probe.longest.items()}
     assert max(probe.longest.values()) < WARN_S, f"longest stalls (ms): {longest}"
+
+
+async def test_no_resync_runs_while_the_initial_values_are_still_coming() -> None:
+    """A resync beside a load longer than its period (a million keys) would double the work."""
+    release = asyncio.Event()
+    events = records(3)
+
+    async def source(_store: Store) -> AsyncGenerator[WatchEvent, None]:
+        yield events[0]
+        await release.wait()  # the rest of a long initial load
+        for event in events[1:]:
+            yield event
+        yield InitialDone(1, len(events))
+        await asyncio.Event().wait()
+
+    store = NoServer()
+    follower = Follower(store, watch=source, resync_s=0.001)  # type: ignore[arg-type]
+    running = asyncio.create_task(follower.run())
+    try:
+        await async_wait_until(lambda: len(follower.schedules) == 1)
+        for _ in range(200):  # two hundred resync periods, and loop turns, while loading
+            await asyncio.sleep(0.001)
+        assert store.resyncs_tried == 0
+        release.set()
+        await async_wait_until(lambda: store.resyncs_tried > 0, what="a resync once loaded")
+        assert len(follower.schedules) == 3
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
