@@ -87,8 +87,11 @@ def records(count: int, ticks: int, now_ns: int) -> Iterator[tuple[str, bytes]]:
         yield name, encode_scheduled_task(ScheduledTask(name, "@every 1s", "DEFAULT", TICK_TYPE, None, 0, 0, anchor))
 
 
-async def seed(url: str, count: int, ticks: int, window: int) -> float:
-    """Publishes/s of the whole seed; every publish acknowledged by the stream."""
+async def seed(url: str, count: int, ticks: int, window: int, *, bare: bool = False) -> float:
+    """Publishes/s of the whole seed; every publish acknowledged by the stream. Each record is
+    stored as ``apply`` and Go's ``ajc task cron add`` store it: a KV Create, whose
+    ``Nats-Expected-Last-Subject-Sequence: 0`` header the stream keeps and every reader is
+    handed (nats-py parses it per message); ``bare``: without it."""
     async with Store.open(ConnectOptions(servers=(url,), timeout_s=10.0)) as store:
         await store.ensure_buckets()  # Go's elections bucket: 10 s TTL
         await ensure_task_streams(store)
@@ -110,10 +113,11 @@ async def seed(url: str, count: int, ticks: int, window: int) -> float:
 
         await nc.subscribe(f"{inbox}.*", cb=on_ack)
         prefix = kv_subject(CONFIG_BUCKET, SCHEDULE_PREFIX)
+        create = None if bare else {"Nats-Expected-Last-Subject-Sequence": "0"}
         started = time.perf_counter()
         for n, (name, value) in enumerate(records(count, ticks, time.time_ns())):
             await free.acquire()
-            await nc.publish(prefix + name, value, reply=f"{inbox}.{n}")
+            await nc.publish(prefix + name, value, reply=f"{inbox}.{n}", headers=create)
         await done.wait()
         rate = total / (time.perf_counter() - started)
         if errors:
@@ -324,13 +328,16 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=4096, help="unacknowledged seeding publishes")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--keep-log", type=Path, metavar="FILE", help="copy the scheduler's log here")
+    parser.add_argument(
+        "--bare-records", action="store_true", help="seed records without the KV Create header apply and Go write"
+    )
     args = parser.parse_args()
     n = args.schedules
     with tempfile.TemporaryDirectory(prefix="ajc-scale-") as tmp:
         work = Path(tmp)
         with start_server(work_dir=work / "nats") as server:
             seeded = time.perf_counter()
-            rate = asyncio.run(seed(server.url, n, args.ticks, args.window))
+            rate = asyncio.run(seed(server.url, n, args.ticks, args.window, bare=args.bare_records))
             seed_s = time.perf_counter() - seeded
             print(f"seeded {n + args.ticks:,} records in {seed_s:.1f} s ({rate:,.0f}/s)", file=sys.stderr)
             r = run_scheduler(server, work, args.fire_seconds, deadline_s=max(120.0, n / 5000))
