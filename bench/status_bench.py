@@ -59,6 +59,7 @@ from ajc_gitops.store import Store, ensure_task_streams  # noqa: E402
 
 NS = 1_000_000_000
 GOAL_S = 5.0
+_CREATE = {"Nats-Expected-Last-Subject-Sequence": "0"}  # as store/asyncjobs/tasks.py stores a task
 HOURS = 24
 
 
@@ -67,7 +68,9 @@ def opts(url: str) -> ConnectOptions:
 
 
 async def publish_records(url: str, records: list[tuple[str, bytes]], window: int = 1024) -> None:
-    """Pipelined JetStream publishes on one inbox (the write side of what status reads)."""
+    """Pipelined JetStream publishes on one inbox (the write side of what status reads), each
+    with the header a fire stores its task record with (``Nats-Expected-Last-Subject-Sequence:
+    0``): the stream keeps it, and a consumer hands it to the reader with every record."""
     nc = await nats.connect(url)
     try:
         inbox, free, done = nc.new_inbox(), asyncio.Semaphore(window), asyncio.Event()
@@ -83,7 +86,7 @@ async def publish_records(url: str, records: list[tuple[str, bytes]], window: in
         await nc.subscribe(f"{inbox}.*", cb=on_ack)
         for i, (subject, body) in enumerate(records):
             await free.acquire()
-            await nc.publish(subject, body, reply=f"{inbox}.{i}")
+            await nc.publish(subject, body, reply=f"{inbox}.{i}", headers=_CREATE)
         await done.wait()
     finally:
         await nc.close()
