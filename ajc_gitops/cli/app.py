@@ -29,6 +29,7 @@ from ajc_gitops.commands.options import (
     ValidateOptions,
 )
 from ajc_gitops.connect.options import ConnectFlags
+from ajc_gitops.scheduler.metric_names import DEFAULT_SCHEDULE_SERIES_LIMIT
 
 app = typer.Typer(
     name="ajc-gitops",
@@ -254,11 +255,20 @@ def scheduler(
             show_default=False,
         ),
     ] = None,
+    schedule_metrics_limit: Annotated[
+        int,
+        typer.Option(
+            "--schedule-metrics-limit",
+            metavar="N",
+            help="Export the per-schedule series (last/next fire, period) only while leading at most N "
+            "schedules: a million would be three million series, ~90 MB a scrape.",
+        ),
+    ] = DEFAULT_SCHEDULE_SERIES_LIMIT,
     *,
     connect: ConnectFlags,
 ) -> None:
     """Run a leader-electing scheduler for the stored schedules: a drop-in for `ajc task cron scheduler`."""
-    options = SchedulerOptions(name, connect, monitor, log_format.value, catchup_window)
+    options = SchedulerOptions(name, connect, monitor, log_format.value, catchup_window, schedule_metrics_limit)
     raise typer.Exit(run_command(options))
 
 

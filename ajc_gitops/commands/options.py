@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ajc_gitops.connect.options import ConnectFlags
+from ajc_gitops.scheduler.metric_names import DEFAULT_SCHEDULE_SERIES_LIMIT
 
 __all__ = [
     "ApplyOptions",
@@ -85,6 +86,7 @@ class SchedulerOptions:
     monitor: int | None = None
     log_format: str = "text"
     catchup_window: str | None = None
+    schedule_metrics_limit: int = DEFAULT_SCHEDULE_SERIES_LIMIT
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,11 +126,14 @@ def run(opts: SchedulerOptions, *, env: Mapping[str, str] | None = None) -> int:
     configure_logging(opts.log_format)
     if monitor is not None and not 0 <= monitor <= 65535:
         raise UsageError(f"--monitor must be a port number, got {monitor}")
+    if opts.schedule_metrics_limit < 0:
+        raise UsageError("--schedule-metrics-limit must not be negative")
     config = SchedulerConfig(
         name=name or "",
         connect=common.connect_options(opts.connect),
         monitor_port=monitor if monitor else None,  # Go: the monitor runs only when > 0
         catchup_window=parse_window(opts.catchup_window),
+        schedule_series_limit=opts.schedule_metrics_limit,
         allow_short_ttl=environ.get(SHORT_TTL_ENV, "") == "1",
         zone=host_zone(dict(environ)),
     )

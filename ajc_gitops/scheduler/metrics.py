@@ -28,7 +28,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from ajc_gitops.names import ELECTION_KEY
-from ajc_gitops.scheduler.metric_names import GO_NAMES, OUR_NAMES
+from ajc_gitops.scheduler.metric_names import DEFAULT_SCHEDULE_SERIES_LIMIT, GO_NAMES, OUR_NAMES
 
 __all__ = ["GO_NAMES", "OUR_NAMES", "MonitorServer", "SchedulerMetrics"]
 
@@ -82,8 +82,10 @@ class _ScheduleGauges(Collector):
     """The per-schedule gauges as plain dicts: a prometheus_client labelled child costs
     hundreds of bytes, and a leader of 100,000 schedules holds three series each."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self._lock = threading.Lock()
+        self._limit = limit
+        self._capped = False
         self.values: dict[str, dict[str, float]] = {name: {} for name in _PER_SCHEDULE}
 
     def set(self, name: str, schedule: str, value: float) -> None:
@@ -100,7 +102,18 @@ class _ScheduleGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            snapshot = {name: dict(series) for name, series in self.values.items()}
+            count = max(len(series) for series in self.values.values())
+            capped = count > self._limit
+            snapshot = {name: {} if capped else dict(series) for name, series in self.values.items()}
+        if capped != self._capped:
+            self._capped = capped
+            if capped:
+                _log.warning(
+                    "per-schedule metrics not exported: %d schedules, over --schedule-metrics-limit %d "
+                    "(ajc-gitops status answers per schedule at any size)",
+                    count,
+                    self._limit,
+                )
         for name in _PER_SCHEDULE:
             metric = Metric(name, OUR_NAMES[name][2], "gauge")
             for schedule, value in sorted(snapshot[name].items()):
@@ -111,7 +124,7 @@ class _ScheduleGauges(Collector):
 class SchedulerMetrics:
     """The scheduler's metrics; implements the election and follow observer protocols."""
 
-    def __init__(self, identity: str) -> None:
+    def __init__(self, identity: str, *, schedule_series_limit: int = DEFAULT_SCHEDULE_SERIES_LIMIT) -> None:
         self.identity = identity
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
@@ -119,7 +132,7 @@ class SchedulerMetrics:
         GCCollector(registry=self.registry)
         self._counters = _Counters()
         self.registry.register(self._counters)
-        self._per_schedule = _ScheduleGauges()
+        self._per_schedule = _ScheduleGauges(schedule_series_limit)
         self.registry.register(self._per_schedule)
         g = {n: s for n, s in {**GO_NAMES, **OUR_NAMES}.items() if s[0] == "gauge" and n not in _PER_SCHEDULE}
         self._gauges = {n: Gauge(n, doc, list(labels), registry=self.registry) for n, (_, labels, doc) in g.items()}

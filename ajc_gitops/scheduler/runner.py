@@ -35,6 +35,7 @@ from ajc_gitops.scheduler.fire import FireLoop
 from ajc_gitops.scheduler.follow import DEFAULT_RESYNC_S, Follower
 from ajc_gitops.scheduler.group import GroupTiming, GroupView, GroupWatch
 from ajc_gitops.scheduler.loopprobe import LoopProbe
+from ajc_gitops.scheduler.metric_names import DEFAULT_SCHEDULE_SERIES_LIMIT
 from ajc_gitops.scheduler.metrics import MonitorServer, SchedulerMetrics
 from ajc_gitops.scheduler.requeue import Requeuer
 from ajc_gitops.store import NatsElectionKV, Store, ensure_task_streams, publish_leader_elected
@@ -65,6 +66,7 @@ class SchedulerConfig:
     resync_s: float = DEFAULT_RESYNC_S
     allow_short_ttl: bool = False
     zone: datetime.tzinfo = field(default=datetime.UTC)
+    schedule_series_limit: int = DEFAULT_SCHEDULE_SERIES_LIMIT
 
 
 def host_zone(env: dict[str, str] | os._Environ[str] = os.environ) -> datetime.tzinfo:
@@ -103,7 +105,7 @@ class SchedulerService:
         self.config = config
         self.clock = clock
         self.stop = asyncio.Event()
-        self.metrics = SchedulerMetrics(config.name)
+        self.metrics = SchedulerMetrics(config.name, schedule_series_limit=config.schedule_series_limit)
         self.started = asyncio.Event()  # startup done, loops running
         self.store: Store | None = None
         self.follower: Follower | None = None
