@@ -21,7 +21,8 @@ Per scheduler, with Go's elections bucket (10 s TTL) and ``TZ=UTC``:
 Goals: burst rate >= 3x Go's; p99 lag below Go's in both runs; RSS below Go's at ``--loaded``;
 nothing lost where Go loses fires. Exits 1 when one is missed (or Go is absent).
 
-Run: ``python bench/go_scheduler_bench.py [--idle-seconds 60] [--markdown]``.
+Run: ``python bench/go_scheduler_bench.py [--idle-seconds 60] [--markdown]``; ``--steps burst``
+runs only the burst and idle step (a minute or two per scheduler), and only its rows are shown.
 """
 
 from __future__ import annotations
@@ -304,7 +305,38 @@ def ms(s: float) -> str:
     return f"{s * 1000:,.0f}" if s >= 0.1 else f"{s * 1000:.1f}"
 
 
+STEPS = ("burst", "loaded", "kill")
+
+
 def table(go: dict[str, float], py: dict[str, float], burst: int, idle_s: float, count: int) -> list[Row]:
+    def both(what: str, fmt: str, key: str) -> Row:
+        return Row(what, f"{fmt.format(go[key])} / {fmt.format(py[key])}")
+
+    rows: list[Row] = []
+    if "n" in go:
+        rows += _burst_rows(go, py, burst, idle_s)
+    if "rss" in go:
+        rows += [
+            Row(f"RSS with {count:,} loaded, leading (Go / ours)", f"{go['rss']:.0f} / {py['rss']:.0f} MB", "< Go",
+                py["rss"] < go["rss"]),
+            both("seconds from start to first fire (Go / ours)", "{:.1f}", "first"),
+            Row("CPU while idle, % of a core (Go / ours)", f"{go['idle_cpu']:.1%} / {py['idle_cpu']:.1%}"),
+        ]  # fmt: skip
+    if "takeover" in go:
+        rows += [
+            both("leader kill: seconds to the next leader (Go / ours)", "{:.1f}", "takeover"),
+            Row(f"leader kill: slots in the window ({KILL_SCHEDULES} schedules)",
+                f"{go['slots']:,.0f} / {py['slots']:,.0f}"),
+            Row("leader kill: lost (Go / ours)", f"{go['lost']:,.0f} / {py['lost']:,.0f}", "0 where Go loses",
+                py["lost"] == 0 or go["lost"] == 0),
+            both("leader kill: late > 1 s (Go / ours)", "{:,.0f}", "late"),
+            Row("leader kill: duplicates (Go / ours)", f"{go['dupes']:,.0f} / {py['dupes']:,.0f}", "0 (ours)",
+                py["dupes"] == 0),
+        ]  # fmt: skip
+    return rows
+
+
+def _burst_rows(go: dict[str, float], py: dict[str, float], burst: int, idle_s: float) -> list[Row]:
     def both(what: str, fmt: str, key: str) -> Row:
         return Row(what, f"{fmt.format(go[key])} / {fmt.format(py[key])}")
 
@@ -325,27 +357,6 @@ def table(go: dict[str, float], py: dict[str, float], burst: int, idle_s: float,
         Row("idle fire lag p50 / p99, ours", f"{ms(py['idle_p50'])} / {ms(py['idle_p99'])} ms", "p99 < Go",
             py["idle_p99"] < go["idle_p99"]),
         Row("idle lag to the record stored p99 (Go / ours)", f"{ms(go['idle_s_p99'])} / {ms(py['idle_s_p99'])} ms"),
-        Row(f"RSS with {count:,} loaded, leading (Go / ours)", f"{go['rss']:.0f} / {py['rss']:.0f} MB", "< Go",
-            py["rss"] < go["rss"]),
-        both("seconds from start to first fire (Go / ours)", "{:.1f}", "first"),
-        Row("CPU while idle, % of a core (Go / ours)", f"{go['idle_cpu']:.1%} / {py['idle_cpu']:.1%}"),
-        both("leader kill: seconds to the next leader (Go / ours)", "{:.1f}", "takeover"),
-        Row(f"leader kill: slots in the window ({KILL_SCHEDULES} schedules)",
-            f"{go['slots']:,.0f} / {py['slots']:,.0f}"),
-        Row("leader kill: lost (Go / ours)", f"{go['lost']:,.0f} / {py['lost']:,.0f}", "0 where Go loses",
-            py["lost"] == 0 or go["lost"] == 0),
-        both("leader kill: late > 1 s (Go / ours)", "{:,.0f}", "late"),
-        Row("leader kill: duplicates (Go / ours)", f"{go['dupes']:,.0f} / {py['dupes']:,.0f}", "0 (ours)",
-            py["dupes"] == 0),
-    ]  # fmt: skip
-
-
-def loaded_table(go: dict[str, float], py: dict[str, float], count: int) -> list[Row]:
-    return [
-        Row(f"RSS with {count:,} loaded, leading (Go / ours)", f"{go['rss']:.0f} / {py['rss']:.0f} MB", "< Go",
-            py["rss"] < go["rss"]),
-        Row("seconds from start to first fire (Go / ours)", f"{go['first']:.1f} / {py['first']:.1f}"),
-        Row("CPU while idle, % of a core (Go / ours)", f"{go['idle_cpu']:.1%} / {py['idle_cpu']:.1%}"),
     ]  # fmt: skip
 
 
@@ -354,11 +365,12 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--loaded", type=int, default=100_000)
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated, of {', '.join(STEPS)}")
     parser.add_argument("--markdown", action="store_true", help="add the date, machine and versions line")
-    parser.add_argument(
-        "--loaded-only", action="store_true", help="only the loaded step (where Go stands at --loaded 1000000)"
-    )
     args = parser.parse_args()
+    steps = [step for step in args.steps.split(",") if step]
+    if not steps or not set(steps) <= set(STEPS):
+        parser.error(f"--steps: one or more of {', '.join(STEPS)}")
     try:
         ajc = gobuild.build(gobuild.AJC).path
     except gobuild.GoUnavailable as exc:
@@ -367,17 +379,13 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {"go": {}, "py": {}}
     with tempfile.TemporaryDirectory(prefix="ajc-gobench-") as tmp, start_server(work_dir=Path(tmp) / "nats") as server:
         impls = {k: Impl(k, server.url, Path(tmp) / k, ajc if k == "go" else None) for k in results}
-        steps = [lambda i: loaded(i, args.loaded)]
-        if not args.loaded_only:
-            steps = [lambda i: burst_and_idle(i, args.burst, args.idle_seconds), *steps, leader_kill]
-        for step in steps:
+        runs = {"burst": lambda i: burst_and_idle(i, args.burst, args.idle_seconds),
+                "loaded": lambda i: loaded(i, args.loaded), "kill": leader_kill}  # fmt: skip
+        for step in (runs[name] for name in STEPS if name in steps):
             for kind, impl in impls.items():  # in turn, on the same server
                 results[kind] |= step(impl)
                 print(f"{kind}: {results[kind]}", file=sys.stderr, flush=True)
-    if args.loaded_only:
-        rows = loaded_table(results["go"], results["py"], args.loaded)
-    else:
-        rows = table(results["go"], results["py"], args.burst, args.idle_seconds, args.loaded)
+    rows = table(results["go"], results["py"], args.burst, args.idle_seconds, args.loaded)
     title = "Go's ajc task cron scheduler (asyncjobs v0.3.0) and ours, one nats-server on loopback"
     return report(title, rows, markdown=args.markdown, go_tools=(gobuild.AJC,))
 

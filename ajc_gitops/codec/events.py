@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from ajc_gitops.gowire.gomarshal import marshal_int64, marshal_string, marshal_time
+from ajc_gitops.gowire.gomarshal import marshal_int64, marshal_name, marshal_string, marshal_time
 from ajc_gitops.gowire.ksuid import parse_ksuid
 from ajc_gitops.model import NANOS_PER_SECOND, GoTime, Task, TaskEvent
 
@@ -39,9 +39,12 @@ def _event_head(event_id: str, event_type: str, seconds: int | None) -> list[byt
         seconds, _ = parse_ksuid(event_id)
     return [
         b'{"event_id":', marshal_string(event_id),
-        b',"type":', marshal_string(event_type),
+        _TASK_STATE_TYPE if event_type == TASK_STATE_EVENT_TYPE else b',"type":' + marshal_string(event_type),
         b',"timestamp":', marshal_time(GoTime(seconds * NANOS_PER_SECOND)),
     ]  # fmt: skip
+
+
+_TASK_STATE_TYPE = b',"type":' + marshal_string(TASK_STATE_EVENT_TYPE)
 
 
 def encode_task_state_event(task: Task, *, event_id: str, now_ns: int, event_second: int | None = None) -> bytes:
@@ -54,12 +57,12 @@ def encode_task_state_event(task: Task, *, event_id: str, now_ns: int, event_sec
     parts = _event_head(event_id, TASK_STATE_EVENT_TYPE, event_second)
     parts += [
         b',"task_id":', marshal_string(task.id),
-        b',"state":', marshal_string(task.state),
+        b',"state":', marshal_name(task.state),
         b',"tries":', marshal_int64(task.tries, "tries"),
     ]  # fmt: skip
     if task.queue:
-        parts += [b',"queue":', marshal_string(task.queue)]
-    parts += [b',"task_type":', marshal_string(task.type)]
+        parts += [b',"queue":', marshal_name(task.queue)]
+    parts += [b',"task_type":', marshal_name(task.type)]
     if task.last_err:
         parts += [b',"last_error":', marshal_string(task.last_err)]
     age = 0 if task.created.is_zero else now_ns - go_round_ms(task.created.unix_ns)

@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import cast
 
-from ajc_gitops.gowire.gomarshal import marshal_bytes, marshal_int64, marshal_string, marshal_time
+from ajc_gitops.gowire.gomarshal import marshal_bytes, marshal_int64, marshal_name, marshal_string, marshal_time
 from ajc_gitops.gowire.gotime import GoTimeParseError, days_from_civil, parse_rfc3339
 from ajc_gitops.model import ZERO_TIME, GoTime, Task, TaskState
 
@@ -37,15 +37,15 @@ def encode_task(task: Task) -> bytes:
     ``last_err`` omitted when unset, the other omitempty keys never present (§4.2)."""
     parts = [
         b'{"id":', marshal_string(task.id),
-        b',"type":', marshal_string(task.type),
-        b',"queue":', marshal_string(task.queue),
+        b',"type":', marshal_name(task.type),
+        b',"queue":', marshal_name(task.queue),
         b',"payload":', marshal_bytes(task.payload),
     ]  # fmt: skip
     if task.deadline is not None:  # *time.Time, omitempty: a set pointer is always written
         parts += [b',"deadline":', marshal_time(task.deadline)]
     parts += [
         b',"max_tries":', marshal_int64(task.max_tries, "max_tries"),
-        b',"state":', marshal_string(task.state),
+        b',"state":', marshal_name(task.state),
         b',"created":', marshal_time(task.created),
         b',"tries":', marshal_int64(task.tries, "tries"),
     ]  # fmt: skip

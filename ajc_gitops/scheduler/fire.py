@@ -44,7 +44,7 @@ from ajc_gitops.scheduler.slots import (
     missed_between,
     next_slot,
 )
-from ajc_gitops.scheduler.tasks import InvalidTaskError, build_task
+from ajc_gitops.scheduler.tasks import InvalidTaskError, build_slot_task
 from ajc_gitops.state import EnqueueOutcome
 from ajc_gitops.store import Store, enqueue_many
 
@@ -334,7 +334,7 @@ class FireLoop:
             await slices.tick()  # a chunk of 1,024 tasks is ~0.1 s to build here
             fs = self._tracks[d.name].schedule
             try:
-                tasks.append(build_task(fs.task, from_unix(d.slot_s), created=created))
+                tasks.append(build_slot_task(fs.task, d.slot_s, created=created))
             except (InvalidTaskError, GoTimeRangeError) as exc:
                 self._invalid(fs, str(exc))
                 continue

@@ -51,7 +51,7 @@ import re
 from collections.abc import Sequence
 
 from ajc_gitops.codec import encode_task, encode_task_state_event, task_payload_for_schedule
-from ajc_gitops.gowire.godate import to_unix
+from ajc_gitops.gowire.godate import from_unix, to_unix
 from ajc_gitops.gowire.gojson import go_bytes
 from ajc_gitops.gowire.ksuid import PAYLOAD_LEN, ksuid_from_parts, parse_ksuid
 from ajc_gitops.model import GoTime, ScheduledTask, Task
@@ -62,6 +62,7 @@ __all__ = [
     "MANUAL_TASK_ID_DOMAIN",
     "TASK_ID_DOMAIN",
     "InvalidTaskError",
+    "build_slot_task",
     "build_task",
     "fire_record",
     "is_manual_task_id",
@@ -162,6 +163,40 @@ def build_task(
         max_tries=schedule.max_tries if schedule.max_tries > 0 else DEFAULT_MAX_TRIES,
         created=created,
         deadline=deadline,
+    )
+
+
+_MIN_S = -62_135_596_800  # 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: what from_unix accepts
+_MAX_S = 253_402_300_799
+_VALID_TYPES: set[str] = set()  # task types that passed Go's check (a leader has a few)
+_VALID_TYPES_MAX = 4096
+
+
+def build_slot_task(schedule: ScheduledTask, slot_s: int, *, created: GoTime) -> Task:
+    """``build_task(schedule, from_unix(slot_s), created=created)`` for a whole-second slot,
+    without the datetime round trips: a burst builds 10,000 of these on the fire loop. The
+    same Task (properties check it), the same errors."""
+    if not _MIN_S <= slot_s <= _MAX_S:
+        from_unix(slot_s)  # raises GoTimeRangeError, first, as build_task's caller would have
+    task_type = schedule.task_type
+    if task_type not in _VALID_TYPES:
+        if not _GO_VALID_NAME.fullmatch(task_type):
+            raise InvalidTaskError(f"task type is invalid: must match {_GO_VALID_NAME_TEXT}")
+        if len(_VALID_TYPES) < _VALID_TYPES_MAX:
+            _VALID_TYPES.add(task_type)
+    fire_ns = slot_s * _NANOS_PER_SECOND
+    name = go_bytes(schedule.name)
+    digest = hashlib.sha256(
+        TASK_ID_DOMAIN + b"\x00" + len(name).to_bytes(4, "big") + name + fire_ns.to_bytes(8, "big", signed=True)
+    ).digest()
+    return Task(
+        id=ksuid_from_parts(slot_s, digest[:PAYLOAD_LEN]),
+        type=task_type,
+        queue=schedule.queue,
+        payload=task_payload_for_schedule(schedule.payload),
+        max_tries=schedule.max_tries if schedule.max_tries > 0 else DEFAULT_MAX_TRIES,
+        created=created,
+        deadline=GoTime(fire_ns + schedule.deadline_ns) if schedule.deadline_ns > 0 else None,
     )
 
 

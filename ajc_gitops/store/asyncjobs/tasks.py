@@ -185,12 +185,24 @@ class _Pipeline:
             return f"{what}: permission denied ({denied[-1]})"
         return f"timed out after {self._timeout:g}s {what}"
 
+    def _store_error(self, exc: Exception, what: str) -> StoreError:
+        """``exc`` as ``map_nats_errors`` reports it; raises it when that does not map it.
+        Only on a failure: entering that context manager per publish was ~5 % of a fire."""
+        try:
+            with map_nats_errors(self._store.server, what, permission_error=None):
+                raise exc
+        except StoreError as mapped:
+            return mapped
+        raise exc  # not reached: the block always raises
+
     async def _send(self, i: int, stage: int, subject: str, body: bytes, headers: dict[str, str]) -> None:
         self._stage[i] = stage
         self._pending[i] = time.monotonic() + self._timeout
         try:
-            with map_nats_errors(self._store.server, f"enqueue {self._tasks[i].id}", permission_error=None):
+            try:
                 await self._nc.publish(subject, body, reply=f"{self._inbox}.{i}.{stage}", headers=headers)
+            except Exception as raw:
+                raise self._store_error(raw, f"enqueue {self._tasks[i].id}") from raw
         except StoreError as exc:  # the connection, not the queue: worth a requeue
             self._pending.pop(i, None)
             if stage == _QUEUE:
@@ -209,8 +221,10 @@ class _Pipeline:
         now = self._clock()
         second = now // NANOS_PER_SECOND
         body = encode_task_state_event(task, event_id=new_ksuid(second), now_ns=now, event_second=second)
-        with contextlib.suppress(StoreError), map_nats_errors(self._store.server, "task_state event"):
+        try:
             await self._nc.publish(TASK_EVENT_SUBJECT.format(task.id), body)
+        except Exception as raw:
+            self._store_error(raw, "task_state event")  # a StoreError is dropped, as before
 
     async def _on_reply(self, msg: Msg) -> None:
         try:
