@@ -17,10 +17,11 @@ specs, the ``created_at`` lattice for ``@every``, never before the record was cr
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -119,9 +120,9 @@ def _classify(
     task = decoded.task
     try:
         # Schedules share their texts (10,000 hourly ones have 60): one parse per text.
-        parsed = parsed_specs.get(task.schedule) or parsed_specs.setdefault(
-            task.schedule, cron.parse_standard(task.schedule, zone)
-        )
+        parsed = parsed_specs.get(task.schedule)
+        if parsed is None:
+            parsed = parsed_specs[task.schedule] = cron.parse_standard(task.schedule, zone)
     except cron.CronError as exc:
         return _Live(name, ScheduleState.INVALID, f"invalid cron schedule {task.schedule!r}: {exc}", task, None, [])
     if marker is None:
@@ -208,15 +209,24 @@ async def _missing_queues(store: Store, lives: Sequence[_Live]) -> tuple[frozens
     return frozenset(used - existing), None
 
 
-async def _read_tasks(store: Store, ids: Sequence[str], since_s: int, query: StatusQuery) -> dict[int, TaskFields]:
-    """By position in ``ids``: each task as ``read_task_fields`` reads it (no record, or not
-    a Task: absent), decoded batch by batch while the next records are on their way."""
-    tasks: dict[int, TaskFields] = {}
+def _task_reads(
+    store: Store, ids: list[str], each_id: Iterator[str], since_s: int, query: StatusQuery
+) -> AsyncGenerator[list[tuple[int, bytes]], None]:
+    """The records of the slots' tasks, by position: lookups draw the IDs from ``each_id``
+    as they go (making them overlaps the server answering the ones before); the one-pass
+    read matches against every ID, so it makes them all first. ``each_id`` appends each ID it
+    makes to ``ids``."""
     if query.read == "stream":
+        collections.deque(each_id, maxlen=0)
         since = from_unix(since_s - _SWEEP_SKEW_S)
-        reads = iter_task_records_since(store, ids, since=since, max_in_flight=query.max_in_flight)
-    else:
-        reads = iter_task_records(store, ids, max_in_flight=query.max_in_flight)
+        return iter_task_records_since(store, ids, since=since, max_in_flight=query.max_in_flight)
+    return iter_task_records(store, each_id, max_in_flight=query.max_in_flight)
+
+
+async def _read_tasks(reads: AsyncGenerator[list[tuple[int, bytes]], None]) -> dict[int, TaskFields]:
+    """By position: each task as ``read_task_fields`` reads it (no record, or not a Task:
+    absent), decoded batch by batch while the next records are on their way."""
+    tasks: dict[int, TaskFields] = {}
     async with contextlib.aclosing(reads) as batches:
         async for batch in batches:
             for i, record in batch:
@@ -256,10 +266,11 @@ async def _read_status(store: Store, query: StatusQuery, *, now_ns: int) -> Stat
             live = _classify(name, entry, markers.get(MARKER_PREFIX + name), query.zone, parsed_specs)
             _slots(live, since_s, until_s, now_s, cache)
             lives.append(live)
-            yield from slot_task_ids(live.name, live.slots)
+            made = slot_task_ids(live.name, live.slots)
+            ids.extend(made)
+            yield from made
 
-    ids.extend(each_id())
-    tasks = await _read_tasks(store, ids, since_s, query)  # by position in ids
+    tasks = await _read_tasks(_task_reads(store, ids, each_id(), since_s, query))  # by position in ids
     missing_queues, queues_note = await _missing_queues(store, lives)
 
     starts = list(itertools.accumulate((len(live.slots) for live in lives), initial=0))  # first slot's position

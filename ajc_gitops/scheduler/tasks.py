@@ -100,28 +100,26 @@ def unix_ns(instant: datetime.datetime) -> int:
 
 def task_id_for(schedule_name: str, instant: datetime.datetime) -> str:
     """The one task ID of ``schedule_name`` firing at ``instant`` (recipe in the module doc)."""
-    name = go_bytes(schedule_name)
-    digest = hashlib.sha256(
-        TASK_ID_DOMAIN
-        + b"\x00"
-        + len(name).to_bytes(4, "big")
-        + name
-        + unix_ns(instant).to_bytes(8, "big", signed=True)
-    ).digest()
-    return ksuid_from_parts(to_unix(instant), digest[:PAYLOAD_LEN])
+    return _slot_id(_slot_hash(schedule_name), unix_ns(instant), to_unix(instant))
 
 
 def slot_task_ids(schedule_name: str, instants_s: Sequence[int]) -> list[str]:
     """``task_id_for`` of many whole-second instants of one schedule, sharing the hash of the
     common prefix (``status`` computes hundreds of thousands). Same recipe, same IDs."""
+    prefix = _slot_hash(schedule_name)
+    return [_slot_id(prefix, second * _NANOS_PER_SECOND, second) for second in instants_s]
+
+
+def _slot_hash(schedule_name: str) -> hashlib._Hash:
+    """The slot recipe's hash over everything but the instant (the part a schedule's slots share)."""
     name = go_bytes(schedule_name)
-    prefix = hashlib.sha256(TASK_ID_DOMAIN + b"\x00" + len(name).to_bytes(4, "big") + name)
-    ids = []
-    for second in instants_s:
-        h = prefix.copy()
-        h.update((second * _NANOS_PER_SECOND).to_bytes(8, "big", signed=True))
-        ids.append(ksuid_from_parts(second, h.digest()[:PAYLOAD_LEN]))
-    return ids
+    return hashlib.sha256(TASK_ID_DOMAIN + b"\x00" + len(name).to_bytes(4, "big") + name)
+
+
+def _slot_id(prefix: hashlib._Hash, fire_ns: int, unix_s: int) -> str:
+    h = prefix.copy()
+    h.update(fire_ns.to_bytes(8, "big", signed=True))
+    return ksuid_from_parts(unix_s, h.digest()[:PAYLOAD_LEN])
 
 
 def manual_task_id(now_ns: int, nonce: bytes) -> str:
@@ -151,19 +149,9 @@ def build_task(
     """The Task Go's ``handlerFactory`` would create for this fire (§4.1), with our ID and a
     deadline counted from the fire instant; raises ``InvalidTaskError`` where ``NewTask`` fails
     (an invalid task type: Go's scheduler validates nothing earlier, §2.4)."""
-    if not _GO_VALID_NAME.fullmatch(schedule.task_type):
-        raise InvalidTaskError(f"task type is invalid: must match {_GO_VALID_NAME_TEXT}")
-    fire_ns = unix_ns(instant)
-    deadline = GoTime(fire_ns + schedule.deadline_ns) if schedule.deadline_ns > 0 else None
-    return Task(
-        id=task_id if task_id is not None else task_id_for(schedule.name, instant),
-        type=schedule.task_type,
-        queue=schedule.queue,
-        payload=task_payload_for_schedule(schedule.payload),
-        max_tries=schedule.max_tries if schedule.max_tries > 0 else DEFAULT_MAX_TRIES,
-        created=created,
-        deadline=deadline,
-    )
+    _check_task_type(schedule.task_type)
+    task_id = task_id if task_id is not None else task_id_for(schedule.name, instant)
+    return _task(schedule, task_id, unix_ns(instant), created)
 
 
 _MIN_S = -62_135_596_800  # 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: what from_unix accepts
@@ -178,20 +166,25 @@ def build_slot_task(schedule: ScheduledTask, slot_s: int, *, created: GoTime) ->
     same Task (properties check it), the same errors."""
     if not _MIN_S <= slot_s <= _MAX_S:
         from_unix(slot_s)  # raises GoTimeRangeError, first, as build_task's caller would have
-    task_type = schedule.task_type
-    if task_type not in _VALID_TYPES:
-        if not _GO_VALID_NAME.fullmatch(task_type):
-            raise InvalidTaskError(f"task type is invalid: must match {_GO_VALID_NAME_TEXT}")
-        if len(_VALID_TYPES) < _VALID_TYPES_MAX:
-            _VALID_TYPES.add(task_type)
+    _check_task_type(schedule.task_type)
     fire_ns = slot_s * _NANOS_PER_SECOND
-    name = go_bytes(schedule.name)
-    digest = hashlib.sha256(
-        TASK_ID_DOMAIN + b"\x00" + len(name).to_bytes(4, "big") + name + fire_ns.to_bytes(8, "big", signed=True)
-    ).digest()
+    return _task(schedule, _slot_id(_slot_hash(schedule.name), fire_ns, slot_s), fire_ns, created)
+
+
+def _check_task_type(task_type: str) -> None:
+    """``NewTask``'s check of the type; the types that passed are remembered (a few per leader)."""
+    if task_type in _VALID_TYPES:
+        return
+    if not _GO_VALID_NAME.fullmatch(task_type):
+        raise InvalidTaskError(f"task type is invalid: must match {_GO_VALID_NAME_TEXT}")
+    if len(_VALID_TYPES) < _VALID_TYPES_MAX:
+        _VALID_TYPES.add(task_type)
+
+
+def _task(schedule: ScheduledTask, task_id: str, fire_ns: int, created: GoTime) -> Task:
     return Task(
-        id=ksuid_from_parts(slot_s, digest[:PAYLOAD_LEN]),
-        type=task_type,
+        id=task_id,
+        type=schedule.task_type,
         queue=schedule.queue,
         payload=task_payload_for_schedule(schedule.payload),
         max_tries=schedule.max_tries if schedule.max_tries > 0 else DEFAULT_MAX_TRIES,
