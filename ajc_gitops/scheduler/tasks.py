@@ -51,7 +51,7 @@ import re
 from collections.abc import Sequence
 
 from ajc_gitops.codec import encode_task, encode_task_state_event, task_payload_for_schedule
-from ajc_gitops.gowire.godate import from_unix, to_unix
+from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix, to_unix
 from ajc_gitops.gowire.gojson import go_bytes
 from ajc_gitops.gowire.ksuid import PAYLOAD_LEN, ksuid_from_parts, parse_ksuid
 from ajc_gitops.model import GoTime, ScheduledTask, Task
@@ -117,8 +117,12 @@ def _slot_hash(schedule_name: str) -> hashlib._Hash:
 
 
 def _slot_id(prefix: hashlib._Hash, fire_ns: int, unix_s: int) -> str:
+    try:
+        instant = fire_ns.to_bytes(8, "big", signed=True)
+    except OverflowError:  # after 2262-04-11 or before 1677-09-21: the recipe has no int64 for it
+        raise GoTimeRangeError(f"fire instant {unix_s} is outside int64 Unix nanoseconds") from None
     h = prefix.copy()
-    h.update(fire_ns.to_bytes(8, "big", signed=True))
+    h.update(instant)
     return ksuid_from_parts(unix_s, h.digest()[:PAYLOAD_LEN])
 
 

@@ -3,7 +3,7 @@ Task built from integer seconds, cached time and name encodings."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ajc_gitops.gowire.godate import GoTimeRangeError, from_unix
@@ -37,6 +37,7 @@ def _outcome(build: object) -> object:
 
 
 @given(schedules, SLOTS, st.builds(GoTime, INT64))
+@example(ScheduledTask("a", "@every 1m", "Q", "t:a"), 9_223_372_037, GoTime(0))  # past int64 ns: 2262
 def test_slot_task_is_build_task_at_the_slot(schedule: ScheduledTask, slot_s: int, created: GoTime) -> None:
     expected = _outcome(lambda: build_task(schedule, from_unix(slot_s), created=created))
     assert _outcome(lambda: build_slot_task(schedule, slot_s, created=created)) == expected
